@@ -17,6 +17,8 @@ from typing import Any, Callable, Optional
 
 from torch import nn
 
+from ._meta import build_on_meta
+
 __all__ = ["ModelEntry", "UnknownModelError", "register_model", "list_models", "get_model", "get_entry"]
 
 InputShape = tuple[int, int, int]
@@ -64,6 +66,8 @@ class ModelEntry:
 TV_PREFIX = "tv."
 _REGISTRY: dict[str, ModelEntry] = {}
 _OWN_MODULES = ("alexnet", "vgg", "googlenet", "lenet", "nin")
+# torchvision warns when these two are built without an explicit init_weights, then uses True.
+_TV_DEFAULTS = {"googlenet": {"init_weights": True}, "inception_v3": {"init_weights": True}}
 
 
 def register_model(
@@ -92,7 +96,7 @@ def _register_torchvision() -> None:
     import torchvision.models as tvm
 
     for name in tvm.list_models(module=tvm):
-        builder = functools.partial(tvm.get_model, name)
+        builder = functools.partial(tvm.get_model, name, **_TV_DEFAULTS.get(name, {}))
         family = tvm.get_model_builder(name).__module__.rsplit(".", 1)[-1]
         key = TV_PREFIX + name
         _REGISTRY.setdefault(key, ModelEntry(key, family, builder, "torchvision", None, name))
@@ -130,8 +134,7 @@ def _torchvision_input_shape(name: str) -> InputShape:
             sizes.append(int(crop))
     if len(sizes) <= 1:
         return (3, sizes[0] if sizes else 224, sizes[0] if sizes else 224)
-    with torch.device("meta"):
-        model = tvm.get_model(name).eval()
+    model = build_on_meta(functools.partial(tvm.get_model, name))[0].eval()
     for size in sizes:
         try:
             with torch.no_grad():

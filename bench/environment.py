@@ -1,0 +1,74 @@
+"""What machine and software a measurement ran on: everything that can change a timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _run(args: list[str], cwd: Optional[Path] = None) -> Optional[str]:
+    try:
+        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_state(path: Path = CHECKOUT) -> tuple[Optional[str], Optional[bool]]:
+    """The checkout's commit and whether its tracked files differ from it (None outside git)."""
+    commit = _run(["git", "rev-parse", "HEAD"], cwd=path)
+    if commit is None:
+        return None, None
+    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path)
+    return commit, bool(status)
+
+
+def collect() -> dict[str, Any]:
+    """A flat record of the environment; keys carry units where they have one."""
+    import torchvision
+
+    commit, dirty = git_state()
+    cuda = torch.cuda.is_available()
+    info: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda_build": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cpu_model": cpu_model(),
+        "cpu_cores_logical": os.cpu_count(),
+        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": cuda,
+        "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "gpu_driver": _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]) if cuda else None,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "git_commit": commit,
+        "git_dirty": dirty,
+    }
+    if info["gpu_driver"]:
+        info["gpu_driver"] = info["gpu_driver"].splitlines()[0]
+    return info
