@@ -78,6 +78,7 @@ class Analysis:
     saved_bytes: Optional[int]
     hook_macs: dict[str, int] = field(repr=False)  # conv/linear module path -> MACs from module hooks alone
     layers: tuple[LayerStat, ...] = field(repr=False)
+    notes: tuple[str, ...] = ()  # what could not be derived, and why
 
     @property
     def flops(self) -> int:
@@ -190,6 +191,11 @@ def _saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return sum(seen.values())
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def analyse(
     name: str,
     *,
@@ -201,7 +207,8 @@ def analyse(
 ) -> Analysis:
     """Analyse a registered model at one batch size and input shape (default: the registry's).
 
-    ``training=False`` skips the train-mode pass, leaving ``saved_bytes`` None.
+    ``training=False`` skips the train-mode pass, leaving ``saved_bytes`` None; so
+    does a shape that only the eval-mode network takes, with the reason in ``notes``.
     """
     if dtype not in DTYPES:
         raise BadValue(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -216,14 +223,18 @@ def analyse(
         with torch.no_grad(), tracker:
             model(x)
     except Exception as exc:  # a shape the network cannot take, whatever layer says so
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ShapeMismatch(
-            f"input shape {'x'.join(map(str, shape))!r} does not fit model {name!r} ({first}); "
+            f"input shape {'x'.join(map(str, shape))!r} does not fit model {name!r} ({_first_line(exc)}); "
             f"its default is {'x'.join(map(str, entry.input_shape))}"
         ) from None
     finally:
         tracker.remove()
-    saved = _saved_bytes(model, x) if training else None
+    saved, notes = None, []
+    if training:
+        try:
+            saved = _saved_bytes(model, x)
+        except Exception as exc:  # e.g. GoogLeNet's auxiliary heads need 224x224, its main path does not
+            notes.append(f"no train-mode figures at this shape: {_first_line(exc)}")
 
     modules = dict(model.named_modules())
     params_of = {path or ROOT: sum(p.numel() for p in m.parameters(recurse=False)) for path, m in modules.items()}
@@ -257,6 +268,7 @@ def analyse(
         saved_bytes=saved,
         hook_macs=tracker.hook_macs,
         layers=layers,
+        notes=tuple(notes),
     )
 
 

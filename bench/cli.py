@@ -99,6 +99,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"activations       {a.activation_bytes / MIB:,.1f} MiB written by the forward pass")
     if a.saved_bytes is not None:
         print(f"saved for grad    {a.saved_bytes / MIB:,.1f} MiB kept by autograd for backward (train mode)")
+    for note in a.notes:
+        print(f"note              {note}")
     print(MACS_NOTE)
     return 0
 

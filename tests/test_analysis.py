@@ -135,6 +135,13 @@ def test_bad_input():
         analyse("alexnet", dtype="int4")
 
 
+def test_googlenet_off_224_has_eval_figures_and_says_why_train_ones_are_missing():
+    a = analyse("googlenet", input_shape=(3, 160, 160))
+    assert a.macs > 0 and a.saved_bytes is None
+    assert a.notes and "train-mode" in a.notes[0]
+    assert analyse("googlenet", input_shape=(3, 160, 160), model_kwargs={"aux_logits": False}).saved_bytes > 0
+
+
 def test_share_of_nothing_is_nan():
     assert share(1, 4) == 0.25
     assert share(0, 0) != share(0, 0)
