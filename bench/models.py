@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
 from typing import Any
 
 import classic_cnns
@@ -12,7 +15,23 @@ from .errors import BadValue, UnknownModel
 InputShape = tuple[int, ...]
 
 
+@functools.lru_cache(maxsize=None)
+def load_plugins() -> tuple[str, ...]:
+    """Import the modules named in ``CNNBENCH_PLUGINS`` (comma-separated), which register more models.
+
+    Workers inherit the variable, so a plugin's models can be measured in isolation too.
+    """
+    names = tuple(n.strip() for n in os.environ.get("CNNBENCH_PLUGINS", "").split(",") if n.strip())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise BadValue(f"cannot import plugin {name!r} from CNNBENCH_PLUGINS: {exc}") from None
+    return names
+
+
 def resolve(name: str) -> ModelEntry:
+    load_plugins()
     try:
         return classic_cnns.get_entry(name)
     except classic_cnns.UnknownModelError as exc:
@@ -20,6 +39,7 @@ def resolve(name: str) -> ModelEntry:
 
 
 def select(pattern: str) -> list[str]:
+    load_plugins()
     names = classic_cnns.list_models(pattern)
     if not names:
         raise UnknownModel(f"no model matches {pattern!r} (patterns are shell-style: 'vgg*', 'tv.res*')")
