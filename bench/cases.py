@@ -284,4 +284,6 @@ def override(suite: Suite, **axes: Optional[str]) -> Suite:
             continue
         values = [v.strip() for v in text.split(",") if v.strip()]
         changes[name] = _axis(name, values)
-    return replace(suite, **changes) if changes else suite
+    if not changes:
+        return suite
+    return replace(suite, name=suite.name if suite.name.endswith("+flags") else f"{suite.name}+flags", **changes)

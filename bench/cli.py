@@ -6,6 +6,10 @@ import argparse
 import sys
 from typing import Any, NoReturn, Optional, Sequence
 
+import json
+import math
+import re
+
 from . import analysis, environment
 from .errors import BadInput, BadValue, CnnbenchError
 from .models import parse_batch_size, parse_input_size, resolve, select
@@ -119,6 +123,169 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
+          "g": 1e9, "gb": 1e9, "gib": 2**30}
+
+
+def parse_bytes(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0:
+        raise BadValue(f"memory size must be a positive number with an optional unit (512MiB, 2GiB), got {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _positive_float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise BadValue(f"{what} must be a positive number, got {text!r}")
+    return value
+
+
+def _suite_from_args(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from .cases import override, resolve_suite
+
+    suite = resolve_suite(args.suite or _pyproject_suite())
+    suite = override(suite, models=args.models, devices=args.devices, batch_sizes=args.batch_sizes,
+                     precisions=args.precision, memory_formats=args.memory_format, modes=args.mode,
+                     compilers=args.compiler, threads=args.threads, input_size=args.input_size)
+    if args.max_seconds is not None:
+        suite = replace(suite, measure=replace(suite.measure, max_seconds=_positive_float(args.max_seconds, "--max-seconds")))
+    if args.timeout is not None:
+        suite = replace(suite, measure=replace(suite.measure, timeout_s=_positive_float(args.timeout, "--timeout")))
+    return suite
+
+
+def _pyproject_suite() -> Optional[str]:
+    """A [tool.cnnbench] table in ./pyproject.toml is the default suite when no --suite is given."""
+    from pathlib import Path
+
+    path = Path("pyproject.toml")
+    if path.is_file() and "[tool.cnnbench" in path.read_text(errors="replace"):
+        return str(path)
+    return None
+
+
+def _fmt_ms(value: float) -> str:
+    return "-" if value is None or value != value else f"{value:.3f} ms"
+
+
+def _case_line(row: dict[str, Any]) -> str:
+    c = row
+    head = f"{c['model']:<10} {c['device']:<4} b{c['batch_size']:<4} {c['variant']:<34} {c['mode']:<5}"
+    if row["samples"]:
+        figures = f"p50 {row['latency_ms_p50']:9.3f} ms  {row['throughput_img_s']:9.1f} img/s"
+    else:
+        figures = " " * 37
+    reason = f"  ({row['reason']})" if row["reason"] else ""
+    return f"{head} {figures}  {row['status']}{reason}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .results import result_row
+    from .runner import RunOptions, execute, start_run
+    from .store import open_store
+
+    if args.resume:
+        store = open_store(args.store, create=False)
+        run_id = args.resume
+        store.run(run_id)  # an unknown id fails here
+    else:
+        suite = _suite_from_args(args)
+        cases = suite.cases()
+        if args.dry_run:
+            for case in cases:
+                print(case.key)
+            print(f"{len(cases)} cases in suite {suite.name!r}", file=sys.stderr)
+            return 0
+        options = RunOptions(
+            isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
+            memory_limit_bytes=parse_bytes(args.worker_memory_limit) if args.worker_memory_limit else None,
+        )
+        store = open_store(args.store, create=True)
+        run_id = start_run(store, suite, options)
+    quiet = args.quiet or args.json
+    rows: list[dict[str, Any]] = []
+    progress = None
+    if not quiet:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        progress.start()
+        task = progress.add_task("starting", total=None)
+        print(f"run {run_id} -> {store.label}", file=sys.stderr)
+
+    def on_start(case, index: int, total: int) -> None:
+        if progress is not None:
+            progress.update(task, total=total, completed=index, description=f"{case.model} b{case.batch_size} {case.variant} {case.mode}")
+
+    def on_result(result) -> None:
+        row = result_row(result)
+        rows.append(row)
+        if progress is not None:
+            progress.console.print(_case_line(row), highlight=False, markup=False, soft_wrap=True)
+
+    try:
+        execute(store, run_id, on_start=on_start, on_result=on_result)
+    finally:
+        if progress is not None:
+            progress.stop()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    if args.json:
+        print(render_json({"run_id": run_id, "store": store.label, "statuses": counts, "results": [
+            {k: row[k] for k in ("case_key", "status", "reason", "latency_ms_p50", "throughput_img_s", "samples")}
+            for row in rows]}))
+    else:
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing left to measure"
+        print(f"run {run_id}: {summary}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import datetime
+
+    from .store import open_store
+
+    fmt = _check_format(args.format)
+    rows = open_store(args.store, create=False).list_runs()
+    for row in rows:
+        row["started"] = datetime.datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        row["status_counts"] = " ".join(f"{k}={v}" for k, v in sorted(row["statuses"].items()))
+        row["complete"] = row["finished_at"] is not None and row["cases_done"] >= row["cases_total"]
+    if fmt == "json":
+        print(render_json(rows))
+    elif fmt == "csv":
+        print(render_csv([{k: v for k, v in r.items() if k != "statuses"} for r in rows]))
+    else:
+        print(render_table(rows, [
+            Column("run_id", "run", align="<"), Column("suite", "suite", align="<"),
+            Column("started", "started", align="<"), Column("cases_done", "done"), Column("cases_total", "cases"),
+            Column("status_counts", "statuses", align="<"), Column("hostname", "host", align="<"),
+        ]))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .results import export
+    from .store import open_store
+
+    store = open_store(args.store, create=False)
+    run_id = store.latest_run_id() if args.run_id == "latest" else args.run_id
+    where = export(run_id, args.format, args.output, store)
+    if where != "-":
+        print(f"wrote {where}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnbench", description="Benchmark and profile classic CNNs in PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -136,6 +303,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", help=f"{', '.join(analysis.DTYPES)} (default: float32)")
     _format_option(p)
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("run", help="measure a suite of cases into the results store")
+    p.add_argument("--suite", help="built-in suite (quick, cpu-full, gpu, ci) or a TOML file (default: quick, "
+                                   "or [tool.cnnbench] of ./pyproject.toml)")
+    p.add_argument("--models", help="comma-separated names or shell patterns, e.g. 'vgg1*,alexnet'")
+    p.add_argument("--devices", help="cpu,cuda")
+    p.add_argument("--batch-sizes", help="e.g. 1,8,32")
+    p.add_argument("--precision", help="fp32,amp-bf16,amp-fp16,bf16,fp16")
+    p.add_argument("--memory-format", help="contiguous,channels_last")
+    p.add_argument("--mode", help="infer,train")
+    p.add_argument("--compiler", help="eager,compile")
+    p.add_argument("--threads", help="CPU threads, e.g. 1,2 (default: all usable cores)")
+    p.add_argument("--input-size", help="C,H,W for every model (default: each model's own)")
+    p.add_argument("--max-seconds", help="time cap on each case's sampling, in s")
+    p.add_argument("--timeout", help="each worker's whole time limit, in s (default 600)")
+    p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
+    p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
+    p.add_argument("--store", help="results store: an SQLite path or a SQLAlchemy URL (default: results/cnnbench.db)")
+    p.add_argument("--isolation", default="process", help="process (default: a worker per case) or none")
+    p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
+    p.add_argument("--worker-memory-limit", help="address space a worker may add after start-up, e.g. 2GiB")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+    p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
+    p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("runs", help="runs in the results store")
+    p.add_argument("--store", help="results store (default: results/cnnbench.db)")
+    _format_option(p)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("export", help="one run as a tidy table: one row per case, units in column names")
+    p.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
+    p.add_argument("--format", default="csv", help="csv, json or parquet (default: csv)")
+    p.add_argument("-o", "--output", help="file to write (default: standard output; parquet needs a file)")
+    p.add_argument("--store", help="results store (default: results/cnnbench.db)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("env", help="versions, CPU, GPU and git commit")
     _format_option(p)

@@ -93,6 +93,11 @@ class Result:
     output_rel_err: Optional[float] = None
     check_output: Optional[bool] = None
     requested_batch_size: Optional[int] = None  # set on an --oom-retry row
+    # from the static analysis of the same model, batch and input (bench.analysis), filled in by the runner
+    params: Optional[int] = None
+    macs: Optional[int] = None  # of one forward pass
+    activation_bytes: Optional[int] = None
+    saved_bytes: Optional[int] = None
     started_at: float = 0.0  # unix time
     duration_s: float = 0.0  # the whole case: build, checks, warm-up, sampling
 
@@ -123,25 +128,27 @@ def is_oom(exc: BaseException) -> bool:
         s in text for s in ("can't allocate memory", "out of memory", "not enough memory", "cannot allocate memory"))
 
 
-def _check_runnable(case: Case) -> None:
+def skip_reason(case: Case) -> Optional[str]:
+    """Why this combination cannot run here, or None. Cheap: the runner asks before starting a worker."""
     if case.device == "cuda":
         if not torch.cuda.is_available():
-            raise Skip("cuda is not available on this machine")
+            return "cuda is not available on this machine"
         if case.precision in ("amp-bf16", "bf16") and not torch.cuda.is_bf16_supported():
-            raise Skip(f"{case.precision} is not supported by {torch.cuda.get_device_name(0)}")
+            return f"{case.precision} is not supported by {torch.cuda.get_device_name(0)}"
     if case.precision.startswith("amp-"):
         try:
             with torch.autocast(case.device, dtype=COMPUTE_DTYPE[case.precision]):
                 nn.functional.conv2d(torch.ones(1, 1, 3, 3, device=case.device),
                                      torch.ones(1, 1, 1, 1, device=case.device))
         except (RuntimeError, AssertionError) as exc:
-            raise Skip(f"{case.precision} autocast is not available on {case.device} in this torch build: "
-                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            return (f"{case.precision} autocast is not available on {case.device} in this torch build: "
+                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     if case.compiler == "compile":
         if not torch._dynamo.is_dynamo_supported():
-            raise Skip(f"torch.compile is not supported on Python {sys.version.split()[0]}")
+            return f"torch.compile is not supported on Python {sys.version.split()[0]}"
         if case.device == "cpu" and not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
-            raise Skip("torch.compile on the CPU needs a C++ compiler and none is on PATH")
+            return "torch.compile on the CPU needs a C++ compiler and none is on PATH"
+    return None
 
 
 def _rss_bytes(field_name: str) -> Optional[int]:
@@ -351,7 +358,9 @@ def measure(case: Case, m: Measure) -> Result:
     if case.device == "cpu":
         torch.set_num_threads(case.threads)
     try:
-        _check_runnable(case)
+        reason = skip_reason(case)
+        if reason:
+            raise Skip(reason)
         prep = _Prepared(case)
         figures: dict[str, Any] = {}
         if case.device == "cuda":
@@ -409,6 +418,9 @@ def main(argv: list[str]) -> int:
     request = json.loads(Path(argv[0]).read_text())
     load_plugins()
     case = Case.from_dict(request["case"])
+    torch.backends.cuda.matmul.allow_tf32 = bool(request.get("tf32"))
+    torch.backends.cudnn.allow_tf32 = bool(request.get("tf32"))
+    torch.backends.cudnn.benchmark = bool(request.get("cudnn_benchmark"))
     if request.get("memory_limit_bytes"):
         _limit_memory(int(request["memory_limit_bytes"]))
     result = measure(case, Measure(**request["measure"]))

@@ -1,0 +1,61 @@
+"""The device's measured peak: a short matmul calibration per device, dtype and thread count.
+
+Method: square matmuls of size 2048 (CPU) or 8192 (CUDA), repeated for about
+``seconds``; the peak is the *best* iteration's rate, 2*n^3 FLOPs over its time
+(a peak is what the hardware can do, so the fastest repeat is the estimate).
+Stored with the run, so achieved GFLOP/s can be read as a fraction of it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from .worker import COMPUTE_DTYPE
+
+
+def calibration_key(device: str, dtype: str, threads: int) -> str:
+    return f"{device}/{dtype}/t{threads}"
+
+
+def matmul_peak_gflop_s(device: str, dtype: torch.dtype, threads: int, seconds: float = 0.5) -> float:
+    n = 8192 if device == "cuda" else 2048
+    if device == "cpu":
+        torch.set_num_threads(threads)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    repeats = 0
+    while repeats < 3 or time.perf_counter() < deadline:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+        repeats += 1
+    return 2 * n**3 / best / 1e9
+
+
+def calibrate(cases: list[Any], seconds: float = 0.5) -> dict[str, float]:
+    """Peak GFLOP/s for every (device, compute dtype, threads) the cases use; devices absent are left out."""
+    peaks: dict[str, float] = {}
+    saved_threads = torch.get_num_threads()
+    try:
+        for case in cases:
+            if case.device == "cuda" and not torch.cuda.is_available():
+                continue
+            dtype = COMPUTE_DTYPE[case.precision]
+            key = calibration_key(case.device, str(dtype).replace("torch.", ""), case.threads)
+            if key not in peaks:
+                try:
+                    peaks[key] = round(matmul_peak_gflop_s(case.device, dtype, case.threads, seconds), 2)
+                except RuntimeError:  # a dtype the device cannot multiply: no peak to compare with
+                    continue
+    finally:
+        torch.set_num_threads(saved_threads)
+    return peaks

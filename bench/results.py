@@ -1,0 +1,86 @@
+"""Reading the store as tidy tables: one row per case, columns named with their units.
+
+``load(run_id)`` returns a pandas DataFrame; the latency statistics are derived
+here from the raw samples (``bench.stats``), never stored twice.
+
+Derived columns: ``latency_ms_p50/p90/p99/mean/stdev/iqr/min``, the median's 95%
+CI (``latency_ms_p50_ci_low/high``, ``latency_p50_ci_rel``), ``throughput_img_s``
+(batch / median latency), ``flops`` (2 x MACs of one forward pass),
+``step_flops`` (forward only for inference; 3 x the forward for a training step,
+the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
+median) and ``peak_fraction`` (of the run's matmul calibration for that device,
+dtype and thread count); for CUDA also ``host_latency_ms_p50``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import pandas as pd
+
+from .calibrate import calibration_key
+from .errors import BadValue
+from .stats import median, summarize
+from .store import Store, open_store
+from .worker import COMPUTE_DTYPE, Result
+
+EXPORT_FORMATS = ("csv", "json", "parquet")
+
+
+def result_row(result: Result, calibration: Optional[dict[str, float]] = None) -> dict[str, Any]:
+    case = result.case
+    row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
+    row["input_shape"] = "x".join(map(str, case.input_shape))
+    data = result.to_dict()
+    for key in ("case", "samples_ns", "host_samples_ns"):
+        data.pop(key)
+    row.update(data)
+    samples_ms = [s / 1e6 for s in result.samples_ns]
+    row.update(summarize(samples_ms))
+    p50 = row["latency_ms_p50"]
+    row["throughput_img_s"] = case.batch_size / (p50 / 1e3) if samples_ms and p50 > 0 else math.nan
+    row["flops"] = 2 * result.macs if result.macs is not None else None
+    row["step_flops"] = row["flops"] * (3 if case.mode == "train" else 1) if row["flops"] is not None else None
+    row["achieved_gflop_s"] = (row["step_flops"] / (p50 / 1e3) / 1e9
+                               if row["step_flops"] and samples_ms and p50 > 0 else math.nan)
+    dtype = str(COMPUTE_DTYPE[case.precision]).replace("torch.", "")
+    peak = (calibration or {}).get(calibration_key(case.device, dtype, case.threads))
+    row["peak_gflop_s"] = peak
+    row["peak_fraction"] = row["achieved_gflop_s"] / peak if peak else math.nan
+    row["host_latency_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
+    return row
+
+
+def load(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd.DataFrame:
+    """One run as a DataFrame, one row per case (the latest run when ``run_id`` is None)."""
+    st = store if isinstance(store, Store) else open_store(store, create=False)
+    run_id = run_id or st.latest_run_id()
+    run = st.run(run_id)
+    rows = [result_row(r, run["calibration"]) for r in st.results(run_id)]
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "run_id", run_id)
+    return frame
+
+
+def export(run_id: str, fmt: str, path: Optional[str], store: "Store | str | None" = None) -> str:
+    """Write one run as csv, json (records) or parquet; returns where it went ('-' is stdout)."""
+    if fmt not in EXPORT_FORMATS:
+        raise BadValue(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    frame = load(run_id, store)
+    if fmt == "parquet":
+        if path in (None, "-"):
+            raise BadValue("parquet is binary: give a file with -o, e.g. -o run.parquet")
+        try:
+            frame.to_parquet(path, index=False)
+        except ImportError as exc:
+            raise BadValue(f"parquet export needs pyarrow: {exc}") from None
+        return path
+    text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
+    if path in (None, "-"):
+        print(text.rstrip("\n"))
+        return "-"
+    Path(path).write_text(text)
+    return path

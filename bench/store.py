@@ -1,0 +1,263 @@
+"""The results store: runs, one row per finished case, and the raw samples, through SQLAlchemy Core.
+
+Default: an SQLite file under ``results/`` (WAL journal, so a reader never blocks
+the runner and two runners can write at once: each waits for the other's short
+transaction). A SQLAlchemy URL (``postgresql://...``) works through the same code.
+
+Every finished case is committed in its own transaction before the next starts,
+so killing the runner loses only the case in flight; ``--resume`` measures what
+is missing. A store that is corrupt, written by a newer schema, or unwritable is
+refused with one line, before anything is written.
+
+    runs     (id, suite, suite_json, environment_json, calibration_json, settings_json,
+              started_at, finished_at, cases_total)
+    results  (id, run_id, case_key, the case's axes, status, reason, the figures of
+              bench.worker.Result)                                unique (run_id, case_key)
+    samples  (result_id, kind, values_ns)    kind: "timed" (the case's timer) or "host"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from .cases import Case
+from .errors import CnnbenchError
+from .worker import Result
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = Path("results") / "cnnbench.db"
+
+
+class StoreError(CnnbenchError):
+    """The store cannot be used as asked; nothing was written."""
+
+    exit_code = 2
+
+
+_meta = sa.MetaData()
+meta_table = sa.Table("cnnbench_meta", _meta, sa.Column("key", sa.String(64), primary_key=True),
+                      sa.Column("value", sa.Text, nullable=False))
+runs = sa.Table(
+    "runs", _meta,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("suite", sa.Text, nullable=False),
+    sa.Column("suite_json", sa.Text, nullable=False),
+    sa.Column("environment_json", sa.Text, nullable=False),
+    sa.Column("calibration_json", sa.Text, nullable=False),
+    sa.Column("settings_json", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("cases_total", sa.Integer, nullable=False),
+)
+_CASE_COLUMNS = [sa.Column(f.name, sa.Integer if f.type in ("int", int) else sa.Text, nullable=False)
+                 for f in fields(Case)]
+_TYPES = {"int": sa.BigInteger, "Optional[int]": sa.BigInteger, "float": sa.Float, "Optional[float]": sa.Float,
+          "Optional[bool]": sa.Boolean, "str": sa.Text, "Optional[str]": sa.Text}
+_RESULT_FIELDS = [f for f in fields(Result) if f.name not in ("case", "samples_ns", "host_samples_ns")]
+results = sa.Table(
+    "results", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("case_key", sa.Text, nullable=False),
+    *_CASE_COLUMNS,
+    *[sa.Column(f.name, _TYPES[str(f.type)]) for f in _RESULT_FIELDS],
+    sa.UniqueConstraint("run_id", "case_key"),
+)
+samples = sa.Table(
+    "samples", _meta,
+    sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("values_ns", sa.Text, nullable=False),
+)
+
+
+def _sqlite_path(url: str) -> Optional[Path]:
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
+def _url(location: "str | os.PathLike[str]") -> str:
+    text = str(location)
+    return text if "://" in text else f"sqlite:///{text}"
+
+
+class Store:
+    """An open results store. ``create=False`` refuses to make a new one (for read-only commands)."""
+
+    def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True) -> None:
+        self.url = _url(location)
+        self.label = str(location)
+        path = _sqlite_path(self.url)
+        if path is not None:
+            self._check_file(path, create)
+        self.engine = sa.create_engine(self.url, connect_args={"timeout": 60} if path else {})
+        if path is not None:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self._check_schema(create)
+        except (DatabaseError, OperationalError) as exc:
+            raise StoreError(f"results store {self.label!r} cannot be read: {_reason(exc)}") from None
+
+    def _check_file(self, path: Path, create: bool) -> None:
+        if path.exists():
+            if not os.access(path, os.R_OK):
+                raise StoreError(f"results store {self.label!r} is not readable")
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise StoreError(f"results store {self.label!r} is not an SQLite database (corrupt?); "
+                                 "move it aside or pass --store")
+            if create and not os.access(path, os.W_OK):
+                raise StoreError(f"results store {self.label!r} is not writable")
+        elif not create:
+            raise StoreError(f"no results store at {self.label!r} (run 'cnnbench run' first, or pass --store)")
+        else:
+            parent = path.parent if str(path.parent) else Path(".")
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create results store {self.label!r}: {exc.strerror}") from None
+            if not os.access(parent, os.W_OK):
+                raise StoreError(f"cannot create results store {self.label!r}: folder is not writable")
+
+    def _check_schema(self, create: bool) -> None:
+        inspector = sa.inspect(self.engine)
+        tables = set(inspector.get_table_names())
+        if "cnnbench_meta" in tables:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"results store {self.label!r} has schema {version}, newer than this cnnbench "
+                                 f"reads ({SCHEMA_VERSION}); upgrade cnnbench")
+            if version < SCHEMA_VERSION:
+                raise StoreError(f"results store {self.label!r} has schema {version}, older than {SCHEMA_VERSION}; "
+                                 "export its runs with the cnnbench that wrote it")
+            return
+        if tables:
+            raise StoreError(f"{self.label!r} is a database but not a cnnbench results store "
+                             f"(tables: {', '.join(sorted(tables))})")
+        if not create:
+            raise StoreError(f"results store {self.label!r} is empty")
+        with self.engine.begin() as conn:
+            _meta.create_all(conn)
+            conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    # -- runs ---------------------------------------------------------------------------------
+    def new_run(self, *, suite: str, suite_json: dict[str, Any], environment: dict[str, Any],
+                calibration: dict[str, Any], settings: dict[str, Any], cases_total: int) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(runs).values(
+                id=run_id, suite=suite, suite_json=json.dumps(suite_json), environment_json=json.dumps(environment),
+                calibration_json=json.dumps(calibration), settings_json=json.dumps(settings),
+                started_at=time.time(), finished_at=None, cases_total=cases_total))
+        return run_id
+
+    def finish_run(self, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=time.time()))
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+            if row is None:
+                known = [r[0] for r in conn.execute(sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(5))]
+                hint = f"; latest: {', '.join(known)}" if known else "; the store has no runs"
+                raise StoreError(f"no run {run_id!r} in {self.label!r}{hint}")
+        data = dict(row)
+        for key in ("suite_json", "environment_json", "calibration_json", "settings_json"):
+            data[key[: -len("_json")]] = json.loads(data.pop(key))
+        return data
+
+    def latest_run_id(self) -> str:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(1)).first()
+        if row is None:
+            raise StoreError(f"results store {self.label!r} has no runs")
+        return row[0]
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        counts = (sa.select(results.c.run_id, results.c.status, sa.func.count().label("n"))
+                  .group_by(results.c.run_id, results.c.status))
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(sa.select(runs).order_by(runs.c.started_at)).mappings()]
+            tally: dict[str, dict[str, int]] = {}
+            for run_id, status, n in conn.execute(counts):
+                tally.setdefault(run_id, {})[status] = n
+        out = []
+        for row in rows:
+            env = json.loads(row["environment_json"])
+            by_status = tally.get(row["id"], {})
+            out.append({
+                "run_id": row["id"], "suite": row["suite"], "started_at": row["started_at"],
+                "finished_at": row["finished_at"], "cases_total": row["cases_total"],
+                "cases_done": sum(by_status.values()), "statuses": by_status,
+                "hostname": env.get("hostname"), "torch": env.get("torch"), "git_commit": env.get("git_commit"),
+            })
+        return out
+
+    # -- results ------------------------------------------------------------------------------
+    def done_keys(self, run_id: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.select(results.c.case_key).where(results.c.run_id == run_id))}
+
+    def add_result(self, run_id: str, result: Result) -> None:
+        """Commit one case with its samples, in one transaction."""
+        row = {"run_id": run_id, "case_key": result.case.key, **result.case.to_dict()}
+        row["input_shape"] = "x".join(map(str, result.case.input_shape))
+        row.update({f.name: getattr(result, f.name) for f in _RESULT_FIELDS})
+        with self.engine.begin() as conn:
+            result_id = conn.execute(sa.insert(results).values(**row)).inserted_primary_key[0]
+            for kind, values in (("timed", result.samples_ns), ("host", result.host_samples_ns)):
+                if values:
+                    conn.execute(sa.insert(samples).values(result_id=result_id, kind=kind,
+                                                           values_ns=json.dumps(list(values))))
+
+    def results(self, run_id: str) -> list[Result]:
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(sa.select(results).where(results.c.run_id == run_id)
+                                     .order_by(results.c.id)).mappings())
+            kept: dict[tuple[int, str], list[int]] = {}
+            ids = [r["id"] for r in rows]
+            for chunk in range(0, len(ids), 500):
+                query = sa.select(samples).where(samples.c.result_id.in_(ids[chunk:chunk + 500]))
+                for s in conn.execute(query).mappings():
+                    kept[(s["result_id"], s["kind"])] = json.loads(s["values_ns"])
+        out = []
+        for r in rows:
+            case = {f.name: r[f.name] for f in fields(Case)}
+            case["input_shape"] = tuple(int(v) for v in r["input_shape"].split("x"))
+            data = {f.name: r[f.name] for f in _RESULT_FIELDS}
+            out.append(Result(case=Case.from_dict(case), samples_ns=tuple(kept.get((r["id"], "timed"), ())),
+                              host_samples_ns=tuple(kept.get((r["id"], "host"), ())), **data))
+        return out
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 60000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]
+
+
+def open_store(location: Optional[str], *, create: bool) -> Store:
+    return Store(location or DEFAULT_STORE, create=create)
+
+
+__all__ = ["Store", "StoreError", "open_store", "DEFAULT_STORE", "SCHEMA_VERSION"]
