@@ -1,0 +1,94 @@
+"""Test-only models that misbehave on purpose, registered through CNNBENCH_PLUGINS.
+
+Each behaves on the meta device (static analysis) and misbehaves on real tensors.
+"""
+
+import os
+import signal
+import time
+
+import torch
+from torch import nn
+
+from classic_cnns import register_model
+
+
+class _Tiny(nn.Module):
+    def __init__(self, action=None) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        self.action = action
+
+    def forward(self, x):
+        if x.device.type != "meta" and self.action is not None:
+            x = self.action(x)
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+def _segfault(x):
+    os.kill(os.getpid(), signal.SIGSEGV)
+    return x
+
+
+def _hang(x):
+    time.sleep(3600)
+    return x
+
+
+def _allocate_too_much(x):
+    # a real CPU allocation failure, far beyond any machine's memory
+    return x + torch.empty(2**45, dtype=torch.uint8).sum() * 0
+
+
+def _lie_in_channels_last(x):
+    # a wrong kernel for one memory format: the output changes with the layout
+    return x + 1 if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1 else x
+
+
+def _slow(x):
+    time.sleep(0.05)
+    return x
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def fault_crash(**kwargs):
+    """Kills its own process with SIGSEGV in forward."""
+    return _Tiny(_segfault)
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def fault_hang(**kwargs):
+    """Sleeps for an hour in forward."""
+    return _Tiny(_hang)
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def fault_oom(**kwargs):
+    """Asks the CPU allocator for 32 TiB in forward."""
+    return _Tiny(_allocate_too_much)
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def fault_slow(**kwargs):
+    """Takes 50 ms per forward: slow enough to be killed mid-suite."""
+    return _Tiny(_slow)
+
+
+class _Layouts(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if x.device.type != "meta":
+            y = _lie_in_channels_last(y)
+        return self.fc(torch.flatten(y, 1))
+
+
+@register_model(family="fault", input_shape=(3, 8, 8))
+def fault_layout(**kwargs):
+    """Gives a different answer in channels_last: its variants must be marked invalid."""
+    return _Layouts()

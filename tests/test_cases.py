@@ -1,0 +1,135 @@
+"""bench/cases.py: suites as products of axes, TOML, built-ins, CLI overrides, bad suites."""
+
+import textwrap
+
+import pytest
+
+from bench.cases import BUILTIN, SEED_MODELS, Case, load_toml, override, resolve_suite, suite_from_dict
+from bench.cli import main
+from bench.errors import BadValue, UnknownModel
+
+
+def test_product_and_exclusions():
+    suite = suite_from_dict({
+        "models": ["alexnet", "lenet5"], "batch_sizes": [1, 8], "precisions": ["fp32", "amp-bf16"],
+        "threads": [1], "exclude": [{"model": "lenet5", "precision": "amp-bf16"}],
+    }, name="t")
+    cases = suite.cases()
+    assert len(cases) == 2 * 2 * 2 - 2
+    assert all(not (c.model == "lenet5" and c.precision == "amp-bf16") for c in cases)
+    lenet = next(c for c in cases if c.model == "lenet5")
+    assert lenet.input_shape == (1, 32, 32) and lenet.threads == 1
+
+
+def test_case_identity_is_stable_and_complete():
+    case = Case("vgg16", "cuda", 8, "amp-fp16", "channels_last", "train", "compile", 4, (3, 224, 224))
+    assert case.key == "vgg16|cuda|b8|amp-fp16|channels_last|train|compile|t4|3x224x224"
+    assert Case.from_dict(case.to_dict()) == case
+    assert not case.is_reference and Case("vgg16").is_reference
+
+
+def test_builtin_suites():
+    quick = resolve_suite(None).cases()
+    assert {c.model for c in quick} == set(SEED_MODELS)
+    assert {c.device for c in quick} == {"cpu"} and {c.mode for c in quick} == {"infer"}
+    assert len({c.batch_size for c in quick}) == 2
+    assert {c.precision for c in quick} == {"fp32", "amp-bf16"}
+    assert {c.memory_format for c in quick} == {"contiguous", "channels_last"}
+    assert len(quick) == 6 * 2 * 2 * 2
+    gpu = resolve_suite("gpu").cases()
+    assert {c.device for c in gpu} == {"cuda"} and {c.compiler for c in gpu} == {"eager", "compile"}
+    assert min(c.batch_size for c in gpu) == 1 and max(c.batch_size for c in gpu) == 256
+    full = resolve_suite("cpu-full").cases()
+    assert {"train", "infer"} == {c.mode for c in full} and "compile" in {c.compiler for c in full}
+    assert set(BUILTIN) == {"quick", "cpu-full", "gpu", "ci"}
+
+
+def test_toml_file_and_pyproject_table(tmp_path):
+    suite_file = tmp_path / "mine.toml"
+    suite_file.write_text(textwrap.dedent("""
+        [suite]
+        models = ["vgg1*"]
+        batch_sizes = [2]
+        memory_formats = ["contiguous", "channels_last"]
+        exclude = [{ model = ["vgg13", "vgg13_bn"] }]
+        [suite.measure]
+        max_seconds = 2.5
+    """))
+    suite = load_toml(str(suite_file))
+    assert suite.name == "mine" and suite.measure.max_seconds == 2.5
+    assert {c.model for c in suite.cases()} == {"vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"}
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\n[tool.cnnbench]\nname = "from-pyproject"\nmodels = ["nin"]\n')
+    assert load_toml(str(pyproject)).cases()[0].model == "nin"
+    assert load_toml(str(pyproject)).name == "from-pyproject"
+
+
+def test_cli_flags_override_the_suite():
+    suite = override(resolve_suite("quick"), models="lenet5", batch_sizes="1,2,3", precisions="fp32",
+                     memory_formats=None, threads="1")
+    cases = suite.cases()
+    assert len(cases) == 3 * 2 and {c.threads for c in cases} == {1}
+    assert suite.name == "quick+flags"
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"models": ["alexnet"], "precisions": ["fp64"]}, "axis 'precisions' takes fp32, amp-bf16, amp-fp16, bf16, fp16; got 'fp64'"),
+    ({"models": ["alexnet"], "batch_sizes": [-4]}, "batch size must be a positive integer, got -4"),
+    ({"models": ["alexnet"], "batch_sizes": []}, "must be a non-empty list"),
+    ({"models": ["alexnet"], "exclude": [{"model": "alexnet"}]}, "has no cases"),
+    ({"models": ["alexnet"], "colour": "red"}, "unknown suite key 'colour'"),
+    ({"models": ["alexnet"], "exclude": [{"flavour": "x"}]}, "unknown exclude key 'flavour'"),
+    ({"models": ["alexnet"], "measure": {"max_seconds": -1}}, "measure.max_seconds must be a positive number"),
+    ({"models": ["alexnet"], "threads": [0]}, "threads must be positive integers, got 0"),
+    ({"batch_sizes": [1]}, "names no models"),
+])
+def test_bad_suites(table, message):
+    with pytest.raises(BadValue, match=None) as info:
+        suite_from_dict(table, name="bad").cases()
+    assert message in str(info.value)
+
+
+def test_unknown_model_in_a_suite():
+    with pytest.raises(UnknownModel, match="'vgg17'"):
+        suite_from_dict({"models": ["vgg17"]}, name="bad")
+
+
+def test_malformed_toml(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[suite\nmodels = [")
+    with pytest.raises(BadValue, match="is not valid TOML"):
+        load_toml(str(bad))
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "--dry-run", "--precision", "fp64"], "got 'fp64'"),
+    (["run", "--dry-run", "--batch-sizes", "-3"], "got '-3'"),
+    (["run", "--dry-run", "--models", "lenet5", "--mode", "infer", "--devices", "tpu"], "got 'tpu'"),
+    (["run", "--dry-run", "--suite", "nosuch"], "unknown suite 'nosuch'"),
+    (["run", "--dry-run", "--max-seconds", "0"], "--max-seconds must be a positive number, got '0'"),
+])
+def test_cli_bad_suite_is_one_line(capsys, argv, fragment):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_malformed_toml_and_empty_product(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("models = [\n")
+    assert main(["run", "--dry-run", "--suite", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    empty = tmp_path / "empty.toml"
+    empty.write_text('models = ["lenet5"]\nexclude = [{ model = "lenet5" }]\n')
+    assert main(["run", "--dry-run", "--suite", str(empty)]) == 2
+    assert "has no cases" in capsys.readouterr().err
+
+
+def test_dry_run_lists_cases(capsys):
+    assert main(["run", "--dry-run", "--models", "lenet5", "--precision", "fp32,bf16", "--threads", "1",
+                 "--batch-sizes", "1"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == ["lenet5|cpu|b1|fp32|contiguous|infer|eager|t1|1x32x32",
+                   "lenet5|cpu|b1|fp32|channels_last|infer|eager|t1|1x32x32",
+                   "lenet5|cpu|b1|bf16|contiguous|infer|eager|t1|1x32x32",
+                   "lenet5|cpu|b1|bf16|channels_last|infer|eager|t1|1x32x32"]

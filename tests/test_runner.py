@@ -1,0 +1,120 @@
+"""bench/runner.py: isolation, fault statuses, crash-safe resume, concurrent writers (real worker processes)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cases import suite_from_dict
+from bench.runner import RunOptions, execute, start_run
+from bench.store import Store
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def fault_models(monkeypatch):
+    """Workers inherit these, so they can build the test-only models too."""
+    monkeypatch.setenv("CNNBENCH_PLUGINS", "fault_models")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    from bench.models import load_plugins
+    load_plugins.cache_clear()
+    load_plugins()
+
+
+def run(tmp_path, table, options=RunOptions()):
+    store = Store(tmp_path / "s.db")
+    suite = suite_from_dict({"threads": [1], **table}, name="t")
+    run_id = start_run(store, suite, RunOptions(**{**options.__dict__, "calibrate_seconds": 0.05}))
+    execute(store, run_id)
+    return store.results(run_id)
+
+
+def test_crash_and_timeout_become_statuses_and_the_suite_goes_on(tmp_path):
+    results = run(tmp_path, {"models": ["fault_crash", "fault_hang", "lenet5"],
+                             "measure": {"timeout_s": 6, "max_seconds": 0.5}})
+    by_model = {r.case.model: r for r in results}
+    assert by_model["fault_crash"].status == "crashed" and "SIGSEGV" in by_model["fault_crash"].reason
+    assert by_model["fault_hang"].status == "timeout" and "6 s limit" in by_model["fault_hang"].reason
+    assert by_model["lenet5"].status in ("ok", "noisy") and by_model["lenet5"].samples_ns
+    assert by_model["lenet5"].macs == 416_520  # static figures are joined in by the runner
+
+
+def test_allocation_failure_is_oom_and_retry_halves_the_batch_in_rows_of_its_own(tmp_path):
+    results = run(tmp_path, {"models": ["fault_oom"], "batch_sizes": [4]}, RunOptions(oom_retry=True))
+    assert [(r.case.batch_size, r.status, r.requested_batch_size) for r in results] == [
+        (4, "oom", None), (2, "oom", 4), (1, "oom", 4)]
+    assert "can't allocate memory" in results[0].reason
+
+
+def test_a_worker_under_a_memory_limit_goes_oom(tmp_path):
+    results = run(tmp_path, {"models": ["vgg11"], "batch_sizes": [64], "measure": {"max_seconds": 0.5}},
+                  RunOptions(memory_limit_bytes=2**30))
+    assert [r.status for r in results] == ["oom"]
+
+
+def test_without_retry_the_batch_is_never_changed(tmp_path):
+    results = run(tmp_path, {"models": ["fault_oom"], "batch_sizes": [4]})
+    assert [(r.case.batch_size, r.status) for r in results] == [(4, "oom")]
+
+
+def test_invalid_variant_is_kept_and_marked(tmp_path):
+    results = run(tmp_path, {"models": ["fault_layout"], "memory_formats": ["contiguous", "channels_last"],
+                             "measure": {"max_seconds": 0.5}})
+    status = {r.case.memory_format: r.status for r in results}
+    assert status["contiguous"] in ("ok", "noisy") and status["channels_last"] == "invalid"
+    bad = next(r for r in results if r.case.memory_format == "channels_last")
+    assert bad.samples_ns and bad.output_rel_err > 0.1 and "differs from fp32 contiguous eager" in bad.reason
+
+
+def cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "bench", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_kill_the_runner_mid_suite_then_resume_loses_nothing(tmp_path):
+    db = str(tmp_path / "s.db")
+    runner = cli("run", "--models", "fault_slow", "--batch-sizes", "1,2,3,4,5,6", "--precision", "fp32",
+                 "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.5", "--store", db, "--quiet")
+    deadline = time.time() + 120
+    store = None
+    while time.time() < deadline:
+        if Path(db).exists():
+            store = store or Store(db, create=False)
+            runs = store.list_runs()
+            if runs and runs[0]["cases_done"] >= 2:
+                break
+        time.sleep(0.2)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    run_id = store.list_runs()[0]["run_id"]
+    before = {r.case.key: r for r in store.results(run_id)}
+    assert 2 <= len(before) < 6
+    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", run_id, "--store", db, "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    after = {r.case.key: r for r in store.results(run_id)}
+    assert len(after) == 6 and sorted(r.case.batch_size for r in after.values()) == [1, 2, 3, 4, 5, 6]
+    assert all(after[key] == result for key, result in before.items())  # what finished is untouched
+    assert store.list_runs()[0]["finished_at"] is not None
+
+
+def test_two_runners_on_one_store(tmp_path):
+    db = str(tmp_path / "s.db")
+    Store(db)  # created once, then shared
+    args = ["--models", "lenet5", "--precision", "fp32,bf16", "--memory-format", "contiguous", "--threads", "1",
+            "--max-seconds", "0.3", "--store", db, "--quiet"]
+    first, second = cli("run", *args), cli("run", *args)
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0, second.stderr.read()
+    store = Store(db, create=False)
+    runs = store.list_runs()
+    assert len(runs) == 2 and all(r["cases_done"] == r["cases_total"] == 4 for r in runs)
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"

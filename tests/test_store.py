@@ -1,0 +1,125 @@
+"""bench/store.py and bench/results.py: the store's round trip, refusals, and tidy loading."""
+
+import hashlib
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from bench.cases import Case
+from bench.cli import main
+from bench.results import load, result_row
+from bench.store import SCHEMA_VERSION, Store, StoreError
+from bench.worker import Result
+
+
+def a_result(batch=1, status="ok", samples=(1_000_000, 1_100_000, 900_000, 1_000_000)):
+    return Result(case=Case("lenet5", batch_size=batch, threads=1, input_shape=(1, 32, 32)), status=status,
+                  samples_ns=samples, timer="perf_counter_ns", cold_start_ms=3.0, macs=416_520, params=61_706,
+                  started_at=1.0, duration_s=2.0)
+
+
+def new_run(store, n=2):
+    return store.new_run(suite="t", suite_json={"name": "t"}, environment={"hostname": "h"},
+                         calibration={"cpu/float32/t1": 100.0}, settings={"cases": []}, cases_total=n)
+
+
+def test_round_trip_and_tidy_frame(tmp_path):
+    store = Store(tmp_path / "s.db")
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+    store.add_result(run_id, a_result(2, status="skipped", samples=()))
+    back = store.results(run_id)
+    assert back == [a_result(1), a_result(2, status="skipped", samples=())]
+    frame = load(run_id, str(tmp_path / "s.db"))
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 2
+    row = frame.iloc[0]
+    assert row["latency_ms_p50"] == pytest.approx(1.0) and row["throughput_img_s"] == pytest.approx(1000.0)
+    assert row["flops"] == 2 * 416_520 and row["achieved_gflop_s"] == pytest.approx(2 * 416_520 / 1e-3 / 1e9)
+    assert row["peak_fraction"] == pytest.approx(row["achieved_gflop_s"] / 100.0)
+    for column in ("latency_ms_p90", "latency_ms_p99", "latency_ms_iqr", "latency_ms_stdev", "case_key", "variant"):
+        assert column in frame.columns
+    assert store.done_keys(run_id) == {a_result(1).case.key, a_result(2).case.key}
+
+
+def test_same_case_twice_in_a_run_is_refused(tmp_path):
+    store = Store(tmp_path / "s.db")
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+    with pytest.raises(Exception):
+        store.add_result(run_id, a_result(1))
+    assert len(store.results(run_id)) == 1
+
+
+def test_training_step_flops_are_three_forwards():
+    r = a_result()
+    train = Result(**{**r.__dict__, "case": Case("lenet5", mode="train", threads=1, input_shape=(1, 32, 32))})
+    assert result_row(train)["step_flops"] == 3 * result_row(r)["step_flops"]
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_corrupt_store_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a database at all" * 10)
+    before = digest(path)
+    with pytest.raises(StoreError, match="not an SQLite database"):
+        Store(path)
+    assert digest(path) == before
+
+
+def test_newer_schema_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("update cnnbench_meta set value = ? where key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    before = digest(path)
+    with pytest.raises(StoreError, match="newer than this cnnbench"):
+        Store(path)
+    assert digest(path) == before
+
+
+def test_foreign_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table customers (id integer)")
+    with pytest.raises(StoreError, match="not a cnnbench results store"):
+        Store(path)
+
+
+def test_unwritable_location(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create results store"):
+        Store(blocker / "s.db")
+
+
+def test_read_only_commands_need_an_existing_store(tmp_path, capsys):
+    missing = str(tmp_path / "none.db")
+    assert main(["runs", "--store", missing]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no results store at") and len(err.splitlines()) == 1
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_unknown_run_id(tmp_path, capsys):
+    store = Store(tmp_path / "s.db")
+    run_id = new_run(store)
+    assert main(["export", "nope", "--store", str(tmp_path / "s.db")]) == 2
+    err = capsys.readouterr().err
+    assert "no run 'nope'" in err and run_id in err
+
+
+def test_export_formats(tmp_path, capsys):
+    store = Store(tmp_path / "s.db")
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+    db = str(tmp_path / "s.db")
+    assert main(["export", run_id, "--format", "csv", "--store", db]) == 0
+    assert "latency_ms_p50" in capsys.readouterr().out.splitlines()[0]
+    assert main(["export", "latest", "--format", "parquet", "-o", str(tmp_path / "r.parquet"), "--store", db]) == 0
+    assert pd.read_parquet(tmp_path / "r.parquet")["params"].tolist() == [61_706]
+    assert main(["export", run_id, "--format", "xlsx", "--store", db]) == 2
+    assert main(["runs", "--store", db, "--format", "json"]) == 0
