@@ -241,7 +241,7 @@ def load_toml(path: str) -> Suite:
 BUILTIN: dict[str, dict[str, Any]] = {
     # every seed model on the CPU, small batches: the default, under 10 minutes on 2 cores
     "quick": {
-        "models": list(SEED_MODELS), "batch_sizes": [1, 4], "precisions": ["fp32", "amp-bf16"],
+        "models": list(SEED_MODELS), "batch_sizes": [1, 2], "precisions": ["fp32", "amp-bf16"],
         "memory_formats": ["contiguous", "channels_last"],
         "measure": {"max_seconds": 4.0, "warmup_seconds": 1.5},
     },

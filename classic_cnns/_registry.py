@@ -86,9 +86,14 @@ def register_model(
 
 
 @functools.lru_cache(maxsize=None)
-def _load_all() -> None:
+def _load_own() -> None:
     for module in _OWN_MODULES:
         importlib.import_module(f"classic_cnns.{module}")
+
+
+@functools.lru_cache(maxsize=None)
+def _load_all() -> None:
+    _load_own()
     _register_torchvision()
 
 
@@ -156,6 +161,9 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
+    _load_own()
+    if name in _REGISTRY:  # own and plugin models need no torchvision import (a worker starts faster)
+        return _REGISTRY[name]
     _load_all()
     try:
         return _REGISTRY[name]

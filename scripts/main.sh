@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: set up, then show the model table and the full analysis of one model.
+# The main job: set up, then measure the default (quick) suite into results/cnnbench.db.
+# Extra arguments go to `cnnbench run` (e.g. --suite ci, --models 'vgg1*').
 source "$(dirname "$0")/setup.sh"
-.venv/bin/cnnbench list
-echo
-.venv/bin/cnnbench inspect "${1:-vgg16}"
+.venv/bin/cnnbench run "$@"
+.venv/bin/cnnbench runs
