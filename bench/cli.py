@@ -204,6 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         options = RunOptions(
             isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
+            instructions=args.instructions,
             memory_limit_bytes=parse_bytes(args.worker_memory_limit) if args.worker_memory_limit else None,
         )
         store = open_store(args.store, create=True)
@@ -286,6 +287,177 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .store import open_store
+
+    store = open_store(args.store, create=False)
+    run_ids = list(args.run_ids)
+    if args.latest:
+        run_ids.append(store.latest_run_id())
+    if not run_ids:
+        raise BadValue("name the runs to report (see 'cnnbench runs') or pass --latest")
+    path = write_report(store, run_ids, args.output)
+    print(path.resolve())
+    return 0
+
+
+def _load_side(spec: str, store_location: Optional[str]):
+    from pathlib import Path
+
+    from . import runfile
+    from .compare import Side
+    from .store import open_store
+
+    if spec.endswith(".json") or Path(spec).is_file():
+        doc = runfile.read(spec)
+        return Side(spec, doc["run"], tuple(doc["results_parsed"]))
+    store = open_store(store_location, create=False)
+    run_id = store.latest_run_id() if spec == "latest" else spec
+    return Side(run_id, store.run(run_id), tuple(store.results(run_id)))
+
+
+def _confirm(rows, base, cand, thresholds):
+    """Re-measure the candidate side of each slower case; keep 'slower' only if it reproduces."""
+    from dataclasses import replace as dc_replace
+
+    from .cases import Measure
+    from .compare import compare_samples
+    from .runner import RunOptions, run_isolated
+
+    settings = cand.meta.get("settings", {})
+    measure = Measure(**settings["measure"]) if "measure" in settings else Measure()
+    options = RunOptions(**settings["options"]) if "options" in settings else RunOptions()
+    base_by_key = {r.case.key: r for r in base.results}
+    cand_by_key = {r.case.key: r for r in cand.results}
+    out = []
+    for row in rows:
+        if row.verdict != "slower":
+            out.append(row)
+            continue
+        again = run_isolated(cand_by_key[row.key].case, measure, options)
+        second = compare_samples(row.key, base_by_key[row.key].samples_ns, again.samples_ns, thresholds)
+        if second.verdict == "slower":
+            out.append(dc_replace(row, reason=f"confirmed on re-measurement (ratio {second.ratio:.3f})"))
+        else:
+            out.append(dc_replace(row, verdict="unchanged", reason=f"slower did not reproduce on re-measurement "
+                                                                  f"(ratio {second.ratio or math.nan:.3f}, {second.verdict})"))
+    return out
+
+
+def _compare_document(base, cand, rows, exact, env_diff, regressed: bool) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.verdict] = counts.get(row.verdict, 0) + 1
+    return {
+        "baseline": base.label, "candidate": cand.label, "environment_differences": env_diff,
+        "verdicts": counts, "timing": [asdict(r) for r in rows],
+        "exact": [{**asdict(e), "relative": e.relative} for e in exact],
+        "regressed": regressed,
+    }
+
+
+def _fmt_ratio_ci(row) -> str:
+    return "-" if row.ratio_ci_low is None else f"{row.ratio_ci_low:.3f}-{row.ratio_ci_high:.3f}"
+
+
+def _render_compare(doc: dict[str, Any], rows, exact, fmt: str) -> str:
+    timing_cols = ["case", "baseline p50 (ms)", "candidate p50 (ms)", "ratio", "95% CI", "p", "verdict"]
+    timing = [[r.key, _fmt_ms(r.baseline_p50_ms).replace(" ms", ""), _fmt_ms(r.candidate_p50_ms).replace(" ms", ""),
+               "-" if r.ratio is None else f"{r.ratio:.3f}", _fmt_ratio_ci(r),
+               "-" if r.p_value is None else f"{r.p_value:.2g}", r.verdict + (f" ({r.reason})" if r.reason else "")]
+              for r in rows]
+    exact_cols = ["case", "metric", "baseline", "candidate", "change", "verdict"]
+    exact_rows = [[e.key, e.metric, f"{e.baseline:,}", f"{e.candidate:,}", f"{100 * e.relative:+.2f}%",
+                   "FAIL" if e.failed else "changed (within tolerance)"] for e in exact]
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(doc["verdicts"].items())) or "no cases"
+    verdict = "REGRESSION" if doc["regressed"] else "no regression"
+    summary = (f"{verdict}: timing {counts}; {len(exact)} exact-metric changes "
+               f"({sum(e.failed for e in exact)} beyond tolerance)")
+    if fmt == "markdown":
+        def md(cols, body):
+            lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+            return "\n".join(lines)
+        parts = [f"### cnnbench compare: `{doc['baseline']}` -> `{doc['candidate']}`", "", f"**{summary}**", ""]
+        if doc["environment_differences"]:
+            parts += ["Environments differ: " + "; ".join(doc["environment_differences"]), ""]
+        parts += [md(timing_cols, timing), ""]
+        if exact_rows:
+            parts += ["Exact metrics:", "", md(exact_cols, exact_rows), ""]
+        return "\n".join(parts).rstrip()
+    def table(cols, body):
+        columns = [Column(str(i), c, align="<" if i in (0, len(cols) - 1) else ">") for i, c in enumerate(cols)]
+        return render_table([{str(i): v for i, v in enumerate(row)} for row in body], columns)
+    parts = [f"baseline {doc['baseline']} -> candidate {doc['candidate']}"]
+    if doc["environment_differences"]:
+        parts.append("warning: the environments differ: " + "; ".join(doc["environment_differences"]))
+    parts += ["", table(timing_cols, timing)]
+    if exact_rows:
+        parts += ["", "exact metrics:", table(exact_cols, exact_rows)]
+    parts += ["", summary]
+    return "\n".join(parts)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import Thresholds, compare_runs, env_differences, exact_changes, worst_first
+
+    if args.format not in ("table", "markdown", "json"):
+        raise BadValue(f"format must be one of table, markdown, json, got {args.format!r}")
+    thresholds = Thresholds(threshold=_positive_float(args.threshold, "--threshold"),
+                            alpha=_positive_float(args.alpha, "--alpha"),
+                            noise_limit=_positive_float(args.noise_limit, "--noise-limit"))
+    try:
+        tolerance = float(args.exact_tolerance)
+    except ValueError:
+        tolerance = -1.0
+    if not tolerance >= 0:
+        raise BadValue(f"--exact-tolerance must be a number >= 0 (a relative change), got {args.exact_tolerance!r}")
+    base, cand = _load_side(args.baseline, args.store), _load_side(args.candidate, args.store)
+    env_diff = env_differences(base.meta.get("environment", {}), cand.meta.get("environment", {}))
+    if env_diff and args.strict_env:
+        raise BadValue("refusing to compare runs from different environments (--strict-env): " + "; ".join(env_diff))
+    rows = compare_runs(base.results, cand.results, thresholds)
+    if args.confirm:
+        rows = _confirm(rows, base, cand, thresholds)
+    rows = worst_first(rows)
+    exact = exact_changes(base.results, cand.results, tolerance,
+                          tolerances={"instructions_per_iter": _positive_float(args.instructions_tolerance,
+                                                                             "--instructions-tolerance")})
+    regressed = any(r.verdict == "slower" for r in rows) or any(e.failed for e in exact)
+    doc = _compare_document(base, cand, rows, exact, env_diff, regressed)
+    print(render_json(doc) if args.format == "json" else _render_compare(doc, rows, exact, args.format))
+    return 1 if regressed else 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import runfile
+    from .store import open_store
+
+    store = open_store(args.store, create=False)
+    run_id = store.latest_run_id() if args.run_id == "latest" else args.run_id
+    doc = runfile.dump(store, run_id)
+    name = args.name or doc["run"]["suite"].replace("+flags", "")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise BadValue(f"baseline name must be letters, digits, '.', '_' or '-', got {name!r}")
+    path = runfile.write(Path(args.dir) / f"{name}.json", doc)
+    print(path)
+    return 0
+
+
+def cmd_import_pytest_benchmark(args: argparse.Namespace) -> int:
+    from .pytest_import import import_file
+    from .store import open_store
+
+    run_id = import_file(open_store(args.store, create=True), args.file)
+    print(run_id)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnbench", description="Benchmark and profile classic CNNs in PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -326,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-memory-limit", help="address space a worker may add after start-up, e.g. 2GiB")
     p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+    p.add_argument("--instructions", action="store_true",
+                   help="also count instructions per iteration with Valgrind's callgrind (CPU, eager; slow: small cases)")
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
     p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
     p.set_defaults(func=cmd_run)
@@ -341,6 +515,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default: standard output; parquet needs a file)")
     p.add_argument("--store", help="results store (default: results/cnnbench.db)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="one self-contained HTML report from one or more runs")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to report; the first is the baseline of comparisons")
+    p.add_argument("--latest", action="store_true", help="the newest run in the store")
+    p.add_argument("-o", "--output", default="reports/index.html", help="where to write (default: reports/index.html)")
+    p.add_argument("--store", help="results store (default: results/cnnbench.db)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="compare two runs (ids, 'latest' or run files); exit 1 on a regression")
+    p.add_argument("baseline", metavar="BASELINE")
+    p.add_argument("candidate", metavar="CANDIDATE")
+    p.add_argument("--threshold", default="0.10", help="relative change of the median that matters (default 0.10)")
+    p.add_argument("--alpha", default="0.01", help="significance level of the Mann-Whitney test (default 0.01)")
+    p.add_argument("--noise-limit", default="0.25", help="IQR/median above which a side is inconclusive (default 0.25)")
+    p.add_argument("--exact-tolerance", default="0", help="relative change of params/MACs/bytes allowed (default 0)")
+    p.add_argument("--instructions-tolerance", default="0.01", help="relative change of instruction counts allowed (default 0.01)")
+    p.add_argument("--strict-env", action="store_true", help="refuse to compare runs from different environments")
+    p.add_argument("--confirm", action="store_true", help="re-measure the candidate of each slower case; keep it only if it reproduces")
+    p.add_argument("--format", default="table", help="table, markdown or json (default: table)")
+    p.add_argument("--store", help="results store (default: results/cnnbench.db)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("baseline", help="baselines: compact, diffable run files meant to be committed")
+    bsub = p.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=_Parser)
+    bsub.required = True
+    b = bsub.add_parser("save", help="write a run as results/baselines/NAME.json")
+    b.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
+    b.add_argument("--name", help="file name without .json (default: the run's suite)")
+    b.add_argument("--dir", default="results/baselines", help="folder (default: results/baselines)")
+    b.add_argument("--store", help="results store (default: results/cnnbench.db)")
+    b.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("import-pytest-benchmark", help="bring a pytest-benchmark JSON file into the store as a run")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--store", help="results store (default: results/cnnbench.db)")
+    p.set_defaults(func=cmd_import_pytest_benchmark)
 
     p = sub.add_parser("env", help="versions, CPU, GPU and git commit")
     _format_option(p)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import environment
+from . import environment, instructions
 from .analysis import analyse
 from .calibrate import calibrate
 from .cases import Case, Measure, Suite
@@ -48,6 +48,7 @@ class RunOptions:
     tf32: bool = False
     cudnn_benchmark: bool = False
     calibrate_seconds: float = 0.5
+    instructions: bool = False  # also count instructions per iteration with callgrind (bench.instructions)
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATIONS:
@@ -178,6 +179,9 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
         on_start(case, index, len(todo))
         for result in _attempts(case, m, options, one):
             result = replace(result, **static_figures(result.case))
+            if options.instructions and result.samples_ns:
+                per_iter, why = instructions.count(result.case)
+                result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
             store.add_result(run_id, result)
             on_result(result)
     store.finish_run(run_id)

@@ -34,7 +34,7 @@ from .cases import Case
 from .errors import CnnbenchError
 from .worker import Result
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("results") / "cnnbench.db"
 
 
@@ -163,6 +163,21 @@ class Store:
                 started_at=time.time(), finished_at=None, cases_total=cases_total))
         return run_id
 
+    def import_run(self, run: dict[str, Any], results_: "Iterable[Result]") -> str:
+        """Insert a run read from elsewhere (a run file) with its results, in one transaction."""
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(runs.c.id).where(runs.c.id == run["id"])).first() is not None:
+                raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
+            conn.execute(sa.insert(runs).values(
+                id=run["id"], suite=run["suite"], suite_json=json.dumps(run.get("suite_definition", {})),
+                environment_json=json.dumps(run.get("environment", {})),
+                calibration_json=json.dumps(run.get("calibration", {})),
+                settings_json=json.dumps(run.get("settings", {})), started_at=run.get("started_at", 0.0),
+                finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0)))
+            for result in results_:
+                self._insert_result(conn, run["id"], result)
+        return run["id"]
+
     def finish_run(self, run_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=time.time()))
@@ -175,8 +190,9 @@ class Store:
                 hint = f"; latest: {', '.join(known)}" if known else "; the store has no runs"
                 raise StoreError(f"no run {run_id!r} in {self.label!r}{hint}")
         data = dict(row)
-        for key in ("suite_json", "environment_json", "calibration_json", "settings_json"):
-            data[key[: -len("_json")]] = json.loads(data.pop(key))
+        for column, key in (("suite_json", "suite_definition"), ("environment_json", "environment"),
+                            ("calibration_json", "calibration"), ("settings_json", "settings")):
+            data[key] = json.loads(data.pop(column))
         return data
 
     def latest_run_id(self) -> str:
@@ -213,15 +229,19 @@ class Store:
 
     def add_result(self, run_id: str, result: Result) -> None:
         """Commit one case with its samples, in one transaction."""
+        with self.engine.begin() as conn:
+            self._insert_result(conn, run_id, result)
+
+    @staticmethod
+    def _insert_result(conn: sa.Connection, run_id: str, result: Result) -> None:
         row = {"run_id": run_id, "case_key": result.case.key, **result.case.to_dict()}
         row["input_shape"] = "x".join(map(str, result.case.input_shape))
         row.update({f.name: getattr(result, f.name) for f in _RESULT_FIELDS})
-        with self.engine.begin() as conn:
-            result_id = conn.execute(sa.insert(results).values(**row)).inserted_primary_key[0]
-            for kind, values in (("timed", result.samples_ns), ("host", result.host_samples_ns)):
-                if values:
-                    conn.execute(sa.insert(samples).values(result_id=result_id, kind=kind,
-                                                           values_ns=json.dumps(list(values))))
+        result_id = conn.execute(sa.insert(results).values(**row)).inserted_primary_key[0]
+        for kind, values in (("timed", result.samples_ns), ("host", result.host_samples_ns)):
+            if values:
+                conn.execute(sa.insert(samples).values(result_id=result_id, kind=kind,
+                                                       values_ns=json.dumps(list(values))))
 
     def results(self, run_id: str) -> list[Result]:
         with self.engine.connect() as conn:

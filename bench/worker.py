@@ -98,6 +98,9 @@ class Result:
     macs: Optional[int] = None  # of one forward pass
     activation_bytes: Optional[int] = None
     saved_bytes: Optional[int] = None
+    # instructions per iteration counted by Valgrind's callgrind (``run --instructions``), single-threaded
+    instructions_per_iter: Optional[float] = None
+    instructions_reason: str = ""  # why there is no count, when asked for one
     started_at: float = 0.0  # unix time
     duration_s: float = 0.0  # the whole case: build, checks, warm-up, sampling
 

@@ -50,8 +50,12 @@ def main() -> int:
     runs = args.runs or [measure_once(store), measure_once(store)]
     for run_id in runs:
         cost(store, run_id)
-    a, b = (load(r, store).set_index("case_key") for r in runs)
-    both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
+    peaks = [store.run(r)["calibration"] for r in runs]
+    for key in sorted(set(peaks[0]) & set(peaks[1])):
+        print(f"matmul peak {key}: {peaks[0][key]:.1f} -> {peaks[1][key]:.1f} GFLOP/s "
+              f"({100 * (peaks[1][key] / peaks[0][key] - 1):+.1f}%: how much the machine itself changed speed)")
+    a, b = (load(r, store).set_index("case_key").add_suffix(s) for r, s in zip(runs, ("_a", "_b")))
+    both = a.join(b, how="inner")
     both = both[both["latency_ms_p50_a"].notna() & both["latency_ms_p50_b"].notna()]
     ratio = both["latency_ms_p50_b"] / both["latency_ms_p50_a"]
     agree = (ratio.sub(1).abs() <= 0.05).mean()

@@ -1,0 +1,375 @@
+"""One self-contained HTML report from one or more stored runs.
+
+Reads the store only. Plots are seaborn/matplotlib figures embedded as SVG data
+URIs (text kept as text, ids salted for determinism); CSS and the table-sorting
+script are inline; every string from outside is escaped by Jinja's autoescape.
+The same input gives the same file, apart from the one generated-at line.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import jinja2
+import pandas as pd
+
+from .compare import CaseComparison, Thresholds, compare_runs
+from .errors import BadValue
+from .results import result_row
+from .store import Store, StoreError
+from .worker import Result
+
+REFERENCE = "fp32/contiguous/eager"
+NOT_OK = ("oom", "crashed", "timeout", "skipped", "invalid", "noisy", "error")
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class RunData:
+    run_id: str
+    meta: dict[str, Any]
+    results: tuple[Result, ...]
+    frame: pd.DataFrame
+
+
+def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
+    runs = []
+    for run_id in run_ids:
+        meta = store.run(run_id)
+        results = tuple(store.results(run_id))
+        if not results:
+            raise StoreError(f"run {run_id!r} has no results yet; nothing to report")
+        frame = pd.DataFrame([result_row(r, meta["calibration"]) for r in results])
+        frame.insert(0, "run_id", run_id)
+        runs.append(RunData(run_id, meta, results, frame))
+    return runs
+
+
+# -- plots --------------------------------------------------------------------------------------
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "cnnbench", "figure.dpi": 96,
+                         "font.size": 9, "axes.titlesize": 10})
+    sns.set_theme(style="whitegrid", palette="colorblind", rc={"svg.fonttype": "none", "svg.hashsalt": "cnnbench"})
+    return plt, sns
+
+
+def _svg(fig) -> str:
+    plt, _ = _mpl()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _grid(n: int, cols: int = 3) -> tuple[int, int]:
+    cols = max(1, min(cols, n))
+    return math.ceil(n / cols), cols
+
+
+def plot_throughput(frame: pd.DataFrame, multi_run: bool) -> Optional[str]:
+    data = frame[frame["throughput_img_s"].notna()]
+    if data.empty:
+        return None
+    plt, sns = _mpl()
+    models = sorted(data["model"].unique())
+    rows, cols = _grid(len(models))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        part = data[data["model"] == model].sort_values("batch_size")
+        sns.lineplot(part, x="batch_size", y="throughput_img_s", hue="variant", style="run_id" if multi_run else None,
+                     markers=True, marker=None if multi_run else "o", ax=ax, errorbar=None)
+        ax.set_xscale("log", base=2)
+        ax.set(title=f"{model}: throughput vs batch size", xlabel="batch size (images, log scale)",
+               ylabel="throughput (images/s)")
+        ax.legend(fontsize=7, title="variant" + (" / run" if multi_run else ""), title_fontsize=7)
+    for ax in list(axes.flat)[len(models):]:
+        ax.remove()
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _samples_frame(runs: Sequence[RunData], batch_pick: str) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        by_model: dict[str, list[Result]] = {}
+        for r in run.results:
+            if r.samples_ns:
+                by_model.setdefault(r.case.model, []).append(r)
+        for model, results in by_model.items():
+            batches = sorted({r.case.batch_size for r in results})
+            batch = batches[0] if batch_pick == "smallest" else batches[-1]
+            if batch_pick == "smallest" and batch != 1 and 1 in batches:
+                batch = 1
+            for r in results:
+                if r.case.batch_size == batch:
+                    label = f"{r.case.variant} {r.case.mode}" + (f" [{run.run_id}]" if len(runs) > 1 else "")
+                    rows += [{"model": f"{model} (batch {batch})", "variant": label, "latency_ms": s / 1e6}
+                             for s in r.samples_ns]
+    return pd.DataFrame(rows)
+
+
+def plot_latency(runs: Sequence[RunData], batch_pick: str) -> Optional[str]:
+    data = _samples_frame(runs, batch_pick)
+    if data.empty:
+        return None
+    plt, sns = _mpl()
+    models = sorted(data["model"].unique())
+    rows, cols = _grid(len(models), 2)
+    height = max(2.2, 0.32 * data.groupby("model")["variant"].nunique().max() + 1.0)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, height * rows), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        part = data[data["model"] == model]
+        order = sorted(part["variant"].unique())
+        sns.boxplot(part, x="latency_ms", y="variant", order=order, ax=ax, fliersize=1.5, color="#d0d0d0",
+                    linewidth=0.8)
+        stats = part.groupby("variant")["latency_ms"]
+        p50, p99 = stats.median(), stats.quantile(0.99)
+        ys = range(len(order))
+        ax.scatter([p50[v] for v in order], ys, marker="|", s=160, color="#0173b2", zorder=3, label="p50")
+        ax.scatter([p99[v] for v in order], ys, marker="d", s=22, color="#de8f05", zorder=3, label="p99")
+        ax.set(title=f"{model}: latency per iteration", xlabel="latency (ms)", ylabel="variant")
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(models):]:
+        ax.remove()
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def speedup_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per (device, mode, variant): reference p50 / variant p50, model x batch size. > 1 is faster."""
+    data = frame[frame["latency_ms_p50"].notna()]
+    tables: dict[str, pd.DataFrame] = {}
+    group_cols = ["device", "mode", "threads", "model", "batch_size"]
+    ref = data[data["variant"] == REFERENCE].set_index(group_cols)["latency_ms_p50"]
+    for (device, mode, variant), part in data[data["variant"] != REFERENCE].groupby(["device", "mode", "variant"]):
+        joined = part.set_index(group_cols)["latency_ms_p50"]
+        speed = (ref.reindex(joined.index) / joined).dropna()
+        if speed.empty:
+            continue
+        table = speed.reset_index().pivot_table(index="model", columns="batch_size", values="latency_ms_p50")
+        tables[f"{variant} ({device}, {mode})"] = table
+    return tables
+
+
+def plot_speedups(tables: dict[str, pd.DataFrame]) -> Optional[str]:
+    if not tables:
+        return None
+    plt, sns = _mpl()
+    rows, cols = _grid(len(tables), 2)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 0.45 * max(len(t) for t in tables.values()) * rows + 1.8 * rows),
+                             squeeze=False)
+    values = pd.concat([t.stack() for t in tables.values()])
+    span = max(abs(math.log(values.min())), abs(math.log(values.max())), math.log(1.25))
+    from matplotlib.colors import LogNorm
+
+    for ax, (title, table) in zip(axes.flat, tables.items()):
+        sns.heatmap(table, annot=True, fmt=".2f", cmap="RdBu", norm=LogNorm(math.exp(-span), math.exp(span)),
+                    cbar_kws={"label": "speedup vs fp32 contiguous eager (x)"}, linewidths=0.5, ax=ax)
+        ax.set(title=f"speedup: {title}", xlabel="batch size", ylabel="model")
+    for ax in list(axes.flat)[len(tables):]:
+        ax.remove()
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def plot_roofline(frame: pd.DataFrame, calibrations: dict[str, float]) -> Optional[str]:
+    data = frame[frame["achieved_gflop_s"].notna() & frame["activation_bytes"].notna() & frame["params"].notna()].copy()
+    if data.empty:
+        return None
+    plt, sns = _mpl()
+    width = data["precision"].map(lambda p: 2 if p in ("bf16", "fp16") else 4)
+    data["intensity_flop_per_byte"] = data["step_flops"] / (data["params"] * width + data["activation_bytes"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    sns.scatterplot(data, x="intensity_flop_per_byte", y="achieved_gflop_s", hue="model", style="variant", ax=ax, s=40)
+    palette = sns.color_palette("colorblind")
+    for i, (key, peak) in enumerate(sorted(calibrations.items())):
+        ax.axhline(peak, linestyle="--", linewidth=1, color=palette[(i + 3) % len(palette)],
+                   label=f"measured peak {key}: {peak:,.0f} GFLOP/s")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(title="efficiency: achieved GFLOP/s against arithmetic intensity",
+           xlabel="arithmetic intensity (FLOPs per byte of params + activations, log)",
+           ylabel="achieved GFLOP/s (log)")
+    ax.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _svg(fig)
+
+
+def plot_memory(frame: pd.DataFrame) -> Optional[str]:
+    data = frame.copy()
+    data["measured_mib"] = data["cuda_peak_allocated_bytes"].where(data["device"] == "cuda",
+                                                                   data["cpu_peak_rss_delta_bytes"]) / MIB
+    data = data[data["measured_mib"].notna()]
+    if data.empty:
+        return None
+    plt, sns = _mpl()
+    width = data["precision"].map(lambda p: 2 if p in ("bf16", "fp16") else 4)
+    data["analytic_mib"] = (data["params"] * width + data["activation_bytes"]) / MIB
+    models = sorted(data["model"].unique())
+    rows, cols = _grid(len(models))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        part = data[data["model"] == model].sort_values("batch_size")
+        sns.lineplot(part, x="batch_size", y="measured_mib", hue="variant", marker="o", ax=ax, errorbar=None)
+        analytic = part.groupby("batch_size")["analytic_mib"].max()
+        ax.plot(analytic.index, analytic.values, "k--", linewidth=1, label="analytic: params + activations written")
+        ax.set_xscale("log", base=2)
+        ax.set(title=f"{model}: memory vs batch size", xlabel="batch size (images, log scale)",
+               ylabel="MiB (measured peak above baseline)")
+        ax.legend(fontsize=6.5)
+    for ax in list(axes.flat)[len(models):]:
+        ax.remove()
+    fig.tight_layout()
+    return _svg(fig)
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+def summary_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for model, part in frame.groupby("model", sort=True):
+        good = part[part["throughput_img_s"].notna()]
+        best = good.loc[good["throughput_img_s"].idxmax()] if not good.empty else None
+        at1 = good[(good["batch_size"] == 1)]
+        ref1 = at1[at1["variant"] == REFERENCE]
+        p50_1 = (ref1 if not ref1.empty else at1)["latency_ms_p50"].min() if not at1.empty else math.nan
+        first = part.iloc[0]
+        peak = pd.concat([part["cpu_peak_rss_delta_bytes"], part["cuda_peak_allocated_bytes"]]).max()
+        macs_1 = (part["macs"] / part["batch_size"]).dropna()
+        rows.append({
+            "model": model,
+            "params": first["params"],
+            "gmacs": macs_1.iloc[0] / 1e9 if not macs_1.empty else math.nan,
+            "gflops": 2 * macs_1.iloc[0] / 1e9 if not macs_1.empty else math.nan,
+            "best_img_s": best["throughput_img_s"] if best is not None else math.nan,
+            "best_case": f"b{best['batch_size']} {best['variant']} {best['mode']}" if best is not None else "-",
+            "p50_ms_b1": p50_1,
+            "peak_mib": peak / MIB if peak == peak else math.nan,
+            "statuses": " ".join(f"{k}={v}" for k, v in sorted(part["status"].value_counts().items())),
+        })
+    return rows
+
+
+def static_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    from classic_cnns import get_entry
+
+    rows = []
+    for model, part in frame.groupby("model", sort=True):
+        one = part.sort_values("batch_size").iloc[0]
+        batch = int(one["batch_size"])
+        ref_params = ref_gmacs = None
+        try:
+            tv_name = get_entry(model).tv_name or (model[3:] if model.startswith("tv.") else None)
+        except KeyError:
+            tv_name = None
+        if tv_name:
+            import torchvision
+
+            meta = torchvision.models.get_model_weights(tv_name).DEFAULT.meta
+            ref_params, ref_gmacs = meta.get("num_params"), meta.get("_ops")
+        rows.append({
+            "model": model, "input_shape": one["input_shape"], "params": one["params"],
+            "gmacs": one["macs"] / batch / 1e9 if one["macs"] == one["macs"] else math.nan,
+            "gflops": 2 * one["macs"] / batch / 1e9 if one["macs"] == one["macs"] else math.nan,
+            "activation_mib": one["activation_bytes"] / batch / MIB if one["activation_bytes"] == one["activation_bytes"] else math.nan,
+            "ref": tv_name or "", "ref_params": ref_params, "ref_gmacs": ref_gmacs,
+        })
+    return rows
+
+
+def failure_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    bad = frame[frame["status"].isin(NOT_OK)].sort_values(["status", "case_key"])
+    return [{"run_id": r["run_id"], "case": r["case_key"], "status": r["status"], "reason": r["reason"]}
+            for _, r in bad.iterrows()]
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+        return f"{int(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def _env_line(meta: dict[str, Any]) -> dict[str, str]:
+    env = meta["environment"]
+    gpu = f"{env.get('gpu_name')} (driver {env.get('gpu_driver')})" if env.get("gpu_name") else "none"
+    started = datetime.datetime.fromtimestamp(meta["started_at"], datetime.timezone.utc)
+    return {
+        "run_id": meta["id"], "suite": meta["suite"], "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "host": str(env.get("hostname")), "cpu": f"{env.get('cpu_model')} ({env.get('cpu_cores_usable')} cores)",
+        "threads": ", ".join(map(str, env.get("threads") or [env.get("torch_threads")])), "gpu": gpu,
+        "torch": f"torch {env.get('torch')}, torchvision {env.get('torchvision')}, CUDA {env.get('cuda_build')}, "
+                 f"cuDNN {env.get('cudnn')}",
+        "git": f"{(env.get('git_commit') or 'unknown')[:12]}{' (dirty)' if env.get('git_dirty') else ''}",
+    }
+
+
+def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thresholds: Thresholds = Thresholds()) -> str:
+    frame = pd.concat([r.frame for r in runs], ignore_index=True)
+    multi = len(runs) > 1
+    noisy = frame["status"].isin(("noisy", "invalid")).mean()
+    calibrations: dict[str, float] = {}
+    for run in runs:
+        calibrations.update(run.meta["calibration"])
+    comparisons: list[list[CaseComparison]] = []
+    if multi:
+        comparisons = [compare_runs(runs[0].results, run.results, thresholds) for run in runs[1:]]
+    speed = speedup_tables(frame)
+    env = Environment()
+    return env.template.render(
+        title=f"cnnbench report: {', '.join(r.run_id for r in runs)}",
+        runs=[_env_line(r.meta) for r in runs],
+        noise_line=f"{100 * noisy:.0f}% of {len(frame)} cases are noisy or invalid "
+                   f"({int(frame['status'].eq('noisy').sum())} noisy, {int(frame['status'].eq('invalid').sum())} invalid)",
+        summary=summary_rows(frame),
+        plots={
+            "throughput": plot_throughput(frame, multi),
+            "latency_small": plot_latency(runs, "smallest"),
+            "latency_large": plot_latency(runs, "largest"),
+            "speedup": plot_speedups(speed),
+            "roofline": plot_roofline(frame, calibrations),
+            "memory": plot_memory(frame),
+        },
+        static=static_rows(frame),
+        failures=failure_rows(frame),
+        comparisons=[(runs[0].run_id, runs[i + 1].run_id, c) for i, c in enumerate(comparisons)],
+        thresholds=thresholds,
+        generated_at=generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        fmt=_fmt,
+    )
+
+
+class Environment:
+    def __init__(self) -> None:
+        loader = jinja2.FileSystemLoader(str(Path(__file__).parent / "templates"))
+        self.env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                                      trim_blocks=True, lstrip_blocks=True)
+        self.template = self.env.get_template("report.html.j2")
+
+
+def write_report(store: Store, run_ids: Sequence[str], output: "str | Path", **kwargs: Any) -> Path:
+    if not run_ids:
+        raise BadValue("no runs to report: give run ids or --latest")
+    text = render(gather(store, run_ids), **kwargs)
+    path = Path(output)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise BadValue(f"cannot write report {str(path)!r}: {exc.strerror}") from None
+    return path

@@ -1,0 +1,75 @@
+"""Run files: one run (its environment, calibration, cases, figures and raw samples) as versioned JSON.
+
+The format is meant to be committed and diffed (baselines, test fixtures): the
+header is indented, each case is one line, sorted by its key.
+
+    {"format": "cnnbench-run", "version": 1,
+     "run": {"id": ..., "suite": ..., "environment": {...}, "calibration": {...}, ...},
+     "results": [
+      {"case": {...}, "status": "ok", "samples_ns": [...], ...},
+      ...]}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import BadValue
+from .store import Store
+from .worker import Result
+
+FORMAT = "cnnbench-run"
+VERSION = 1
+
+
+def dump(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.run(run_id)
+    results = sorted(store.results(run_id), key=lambda r: r.case.key)
+    return {"format": FORMAT, "version": VERSION, "run": run, "results": [r.to_dict() for r in results]}
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    head = {k: v for k, v in doc.items() if k != "results"}
+    text = json.dumps(head, indent=1, sort_keys=True)
+    lines = ",\n".join(" " + json.dumps(r, sort_keys=True, separators=(",", ":")) for r in doc["results"])
+    return text[:-2] + ',\n "results": [\n' + lines + "\n ]\n}\n"
+
+
+def write(path: "str | Path", doc: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dumps(doc))
+    return path
+
+
+def read(path: "str | Path") -> dict[str, Any]:
+    """Load and validate a run file; every problem is one BadValue line naming the file."""
+    name = str(path)
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise BadValue(f"cannot read run file {name!r}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise BadValue(f"run file {name!r} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BadValue(f"{name!r} is not a cnnbench run file (no \"format\": \"{FORMAT}\")")
+    version = doc.get("version")
+    if version != VERSION:
+        relation = "newer" if isinstance(version, int) and version > VERSION else "older or unknown"
+        raise BadValue(f"run file {name!r} has format version {version!r} ({relation}); this cnnbench reads {VERSION}")
+    run, results = doc.get("run"), doc.get("results")
+    if not isinstance(run, dict) or not isinstance(results, list) or "id" not in run:
+        raise BadValue(f"run file {name!r} is malformed: it needs a \"run\" table with an id and a \"results\" list")
+    try:
+        doc["results_parsed"] = [Result.from_dict(r) for r in results]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadValue(f"run file {name!r} has a malformed result: {exc}") from None
+    return doc
+
+
+def import_into(store: Store, doc: dict[str, Any]) -> str:
+    """Put a run file's run into a store under its own id (an id already there is refused)."""
+    results = doc.get("results_parsed") or [Result.from_dict(r) for r in doc["results"]]
+    return store.import_run(doc["run"], results)

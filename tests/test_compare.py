@@ -1,0 +1,190 @@
+"""bench/compare.py and `cnnbench compare` / `baseline save` / `import-pytest-benchmark`."""
+
+import dataclasses
+import json
+import random
+
+import pytest
+
+from bench import runfile
+from bench.cases import Case
+from bench.cli import main
+from bench.compare import (Thresholds, compare_runs, compare_samples, env_differences, exact_changes,
+                           mann_whitney_p, worst_first)
+from bench.store import Store
+from bench.worker import Result
+
+
+def samples(median_ms, n=60, spread=0.02, seed=0):
+    rng = random.Random(seed)
+    return tuple(int(median_ms * 1e6 * (1 + rng.gauss(0, spread))) for _ in range(n))
+
+
+def result(model="lenet5", ms=1.0, **kw):
+    fields = dict(params=61_706, macs=416_520, activation_bytes=58_408)
+    fields.update(kw)
+    return Result(case=Case(model, threads=1, input_shape=(1, 32, 32)), status="ok",
+                  samples_ns=samples(ms, seed=hash(model) % 100 + int(ms * 1000)), **fields)
+
+
+def test_mann_whitney_matches_the_textbook_value():
+    assert mann_whitney_p([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == pytest.approx(0.01219, abs=2e-4)
+    assert mann_whitney_p([1, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("factor, verdict", [(1.25, "slower"), (0.75, "faster"), (1.0, "unchanged"),
+                                             (1.05, "unchanged")])
+def test_timing_verdicts(factor, verdict):
+    row = compare_samples("k", samples(1.0, seed=1), samples(factor, seed=2), Thresholds())
+    assert row.verdict == verdict
+    assert row.ratio == pytest.approx(factor, rel=0.02)
+    assert row.ratio_ci_low <= row.ratio <= row.ratio_ci_high
+
+
+def test_a_significant_small_change_is_not_a_regression():
+    row = compare_samples("k", samples(1.0, n=2000, spread=0.01, seed=1),
+                          samples(1.03, n=2000, spread=0.01, seed=2), Thresholds())
+    assert row.p_value < 1e-6 and row.verdict == "unchanged"
+
+
+def test_inconclusive_when_noisy_or_short():
+    noisy = compare_samples("k", samples(1.0, spread=0.6, seed=1), samples(1.5, seed=2), Thresholds())
+    assert noisy.verdict == "inconclusive" and "too noisy" in noisy.reason
+    short = compare_samples("k", samples(1.0, n=3), samples(2.0, n=3), Thresholds())
+    assert short.verdict == "inconclusive" and "3 samples" in short.reason
+
+
+def test_matching_lists_new_and_missing_never_compared():
+    base = [result("lenet5"), result("alexnet")]
+    cand = [result("lenet5", 1.3), result("nin")]
+    rows = {r.key.split("|")[0]: r for r in compare_runs(base, cand)}
+    assert rows["lenet5"].verdict == "slower"
+    assert rows["alexnet"].verdict == "missing" and rows["alexnet"].ratio is None
+    assert rows["nin"].verdict == "new" and rows["nin"].ratio is None
+    assert worst_first(list(rows.values()))[0].verdict == "slower"
+
+
+def test_exact_metrics():
+    base, same = [result()], [result()]
+    assert exact_changes(base, same) == []
+    more = [result(macs=int(416_520 * 1.05))]
+    (change,) = exact_changes(base, more)
+    assert change.metric == "macs" and change.failed and change.relative == pytest.approx(0.05, rel=1e-3)
+    assert not exact_changes(base, more, tolerance=0.1)[0].failed
+    counts = exact_changes([result(instructions_per_iter=1000.0)], [result(instructions_per_iter=1005.0)],
+                           tolerances={"instructions_per_iter": 0.01})
+    assert [c.failed for c in counts] == [False]
+
+
+def test_environment_differences():
+    assert env_differences({"torch": "2.4", "threads": [2]}, {"torch": "2.5", "threads": [2]}) == ["torch: '2.4' -> '2.5'"]
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+def make_store(tmp_path, base_results, cand_results, cand_env=None):
+    store = Store(tmp_path / "s.db")
+    ids = []
+    for results, env in ((base_results, {"torch": "2.14", "hostname": "h"}), (cand_results, cand_env or {"torch": "2.14", "hostname": "h"})):
+        run_id = store.new_run(suite="ci", suite_json={}, environment=env, calibration={}, settings={},
+                               cases_total=len(results))
+        for r in results:
+            store.add_result(run_id, r)
+        ids.append(run_id)
+    return str(tmp_path / "s.db"), ids
+
+
+def test_exit_status_and_formats(tmp_path, capsys):
+    db, (a, b) = make_store(tmp_path, [result("lenet5"), result("alexnet")], [result("lenet5"), result("alexnet", 1.0)])
+    assert main(["compare", a, b, "--store", db]) == 0
+    out = capsys.readouterr().out
+    assert "no regression" in out and "unchanged" in out
+    db2, (c, d) = make_store(tmp_path / "x", [result("lenet5")], [result("lenet5", 1.5)])
+    assert main(["compare", c, d, "--store", db2, "--format", "markdown"]) == 1
+    md = capsys.readouterr().out
+    assert md.startswith("### cnnbench compare") and "| case |" in md and "**REGRESSION" in md
+    assert main(["compare", c, d, "--store", db2, "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["regressed"] is True and doc["timing"][0]["verdict"] == "slower"
+    assert main(["compare", c, d, "--store", db2, "--threshold", "0.6"]) == 0
+    capsys.readouterr()
+
+
+def test_exact_change_fails_the_gate_even_when_timing_is_unchanged(tmp_path, capsys):
+    db, (a, b) = make_store(tmp_path, [result()], [result(macs=416_521)])
+    assert main(["compare", a, b, "--store", db]) == 1
+    out = capsys.readouterr().out
+    assert "macs" in out and "FAIL" in out
+    assert main(["compare", a, b, "--store", db, "--exact-tolerance", "0.01"]) == 0
+    capsys.readouterr()
+
+
+def test_strict_env(tmp_path, capsys):
+    db, (a, b) = make_store(tmp_path, [result()], [result()], cand_env={"torch": "2.15", "hostname": "h"})
+    assert main(["compare", a, b, "--store", db]) == 0
+    assert "environments differ: torch: '2.14' -> '2.15'" in capsys.readouterr().out
+    assert main(["compare", a, b, "--store", db, "--strict-env"]) == 2
+    assert "refusing to compare" in capsys.readouterr().err
+
+
+def test_baseline_round_trip(tmp_path, capsys):
+    db, (a, b) = make_store(tmp_path, [result("lenet5"), result("alexnet")], [result("lenet5"), result("alexnet")])
+    assert main(["baseline", "save", a, "--name", "mine", "--dir", str(tmp_path / "baselines"), "--store", db]) == 0
+    path = tmp_path / "baselines" / "mine.json"
+    assert capsys.readouterr().out.strip() == str(path)
+    doc = runfile.read(path)
+    assert doc["version"] == 1 and len(doc["results"]) == 2
+    assert sorted(r.case.key for r in doc["results_parsed"]) == sorted(r.case.key for r in Store(db).results(a))
+    lines = path.read_text().splitlines()
+    assert sum(1 for line in lines if line.startswith(' {"case"')) == 2  # one line per case: diffable
+    assert main(["compare", str(path), b, "--store", db]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not valid JSON"),
+    ('{"format": "something-else"}', "is not a cnnbench run file"),
+    ('{"format": "cnnbench-run", "version": 0, "run": {}, "results": []}', "format version 0 (older or unknown)"),
+    ('{"format": "cnnbench-run", "version": 9, "run": {}, "results": []}', "format version 9 (newer)"),
+    ('{"format": "cnnbench-run", "version": 1, "run": {"id": "x"}, "results": [{"nope": 1}]}', "malformed result"),
+])
+def test_malformed_baselines(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["compare", str(bad), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_compare_options(tmp_path, capsys):
+    db, (a, b) = make_store(tmp_path, [result()], [result()])
+    for args in (["--threshold", "-1"], ["--format", "xml"], ["--exact-tolerance", "x"]):
+        assert main(["compare", a, b, "--store", db, *args]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["compare", a, "nope", "--store", db]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_import_pytest_benchmark(tmp_path, capsys):
+    case = Case("lenet5", threads=1, input_shape=(1, 32, 32))
+    doc = {"machine_info": {"node": "box", "cpu": {"brand_raw": "cpu"}}, "commit_info": {"id": "abc"},
+           "version": "5.1.0", "datetime": "2026-11-28T00:00:00",
+           "benchmarks": [
+               {"name": "test_inference[lenet5-1]", "fullname": "benchmarks/test_models.py::test_inference[lenet5-1]",
+                "extra_info": {"cnnbench_case": case.to_dict(), "macs": 416_520, "params": 61_706},
+                "stats": {"median": 0.001, "data": [0.001, 0.0011, 0.0009]}},
+               {"name": "test_other", "fullname": "t.py::test_other", "extra_info": {}, "stats": {"median": 0.5}},
+           ]}
+    path = tmp_path / "0001_x.json"
+    path.write_text(json.dumps(doc))
+    db = str(tmp_path / "s.db")
+    assert main(["import-pytest-benchmark", str(path), "--store", db]) == 0
+    run_id = capsys.readouterr().out.strip()
+    results = Store(db).results(run_id)
+    assert results[0].case == case and results[0].samples_ns == (1_000_000, 1_100_000, 900_000)
+    assert results[0].macs == 416_520
+    assert results[1].samples_ns == () and "--benchmark-save-data" in results[1].reason
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    assert main(["import-pytest-benchmark", str(bad), "--store", db]) == 2
+    assert "not a pytest-benchmark JSON file" in capsys.readouterr().err
