@@ -426,7 +426,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     exact = exact_changes(base.results, cand.results, tolerance,
                           tolerances={"instructions_per_iter": _positive_float(args.instructions_tolerance,
                                                                              "--instructions-tolerance")})
-    regressed = any(r.verdict == "slower" for r in rows) or any(e.failed for e in exact)
+    if args.gate not in ("all", "exact"):
+        raise BadValue(f"--gate must be all or exact, got {args.gate!r}")
+    regressed = (args.gate == "all" and any(r.verdict == "slower" for r in rows)) or any(e.failed for e in exact)
     doc = _compare_document(base, cand, rows, exact, env_diff, regressed)
     print(render_json(doc) if args.format == "json" else _render_compare(doc, rows, exact, args.format))
     return 1 if regressed else 0
@@ -498,8 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-memory-limit", help="address space a worker may add after start-up, e.g. 2GiB")
     p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
-    p.add_argument("--instructions", action="store_true",
-                   help="also count instructions per iteration with Valgrind's callgrind (CPU, eager; slow: small cases)")
+    p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
+                   help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
+                        "PATTERN (default: all); CPU and eager only, about 100 s a case")
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
     p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
     p.set_defaults(func=cmd_run)
@@ -533,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instructions-tolerance", default="0.01", help="relative change of instruction counts allowed (default 0.01)")
     p.add_argument("--strict-env", action="store_true", help="refuse to compare runs from different environments")
     p.add_argument("--confirm", action="store_true", help="re-measure the candidate of each slower case; keep it only if it reproduces")
+    p.add_argument("--gate", default="all", help="what decides the exit status: all (default) or exact (exact metrics "
+                                                 "only; wall time is reported, not gated)")
     p.add_argument("--format", default="table", help="table, markdown or json (default: table)")
     p.add_argument("--store", help="results store (default: results/cnnbench.db)")
     p.set_defaults(func=cmd_compare)

@@ -12,7 +12,9 @@ allocator noise removed) divided by ``iterations``. Single-threaded, CPU only.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from typing import Optional
 
 from .cases import Case
@@ -51,9 +53,15 @@ def count(case: Case, iterations: int = 5) -> tuple[Optional[float], str]:
         "step()",
     ])
     timer = tb.Timer(stmt="step()", setup=setup, num_threads=1)
+    # collect_callgrind runs `python` from PATH and insists it is this interpreter: put ours first
+    saved_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), saved_path])
     try:
-        stats = timer.collect_callgrind(number=iterations, repeats=1)
+        stats = timer.collect_callgrind(number=iterations, repeats=1, collect_baseline=False)
+        stats = stats[0] if isinstance(stats, tuple) else stats
     except Exception as exc:  # valgrind failed to run the case: say so in the row, do not stop the suite
         text = str(exc).strip().splitlines()
         return None, f"callgrind failed: {text[-1] if text else type(exc).__name__}"
+    finally:
+        os.environ["PATH"] = saved_path
     return stats.counts(denoise=True) / iterations, ""

@@ -17,6 +17,7 @@ in this process, for debugging (no time limit, a crash ends the suite).
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import os
@@ -48,7 +49,7 @@ class RunOptions:
     tf32: bool = False
     cudnn_benchmark: bool = False
     calibrate_seconds: float = 0.5
-    instructions: bool = False  # also count instructions per iteration with callgrind (bench.instructions)
+    instructions: Optional[str] = None  # model pattern whose cases also get callgrind instruction counts
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATIONS:
@@ -179,7 +180,7 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
         on_start(case, index, len(todo))
         for result in _attempts(case, m, options, one):
             result = replace(result, **static_figures(result.case))
-            if options.instructions and result.samples_ns:
+            if options.instructions and result.samples_ns and fnmatch.fnmatchcase(result.case.model, options.instructions):
                 per_iter, why = instructions.count(result.case)
                 result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
             store.add_result(run_id, result)

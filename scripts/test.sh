@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, then pytest. Extra arguments go to pytest.
 source "$(dirname "$0")/setup.sh"
-# The report's browser test drives Debian's chromium; as root with apt, install it (else that test skips, saying why).
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's chromium for the browser test" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# The report's browser test drives Debian's chromium and the instruction-count tests run valgrind; as root with apt,
+# install them (elsewhere those tests skip, saying why).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's ${missing[*]} for the browser and instruction-count tests" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 exec .venv/bin/python -m pytest "$@"
