@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._init import kaiming_conv_normal_linear_
 from ._registry import register_model
 
 __all__ = ["AlexNet", "alexnet", "alexnet_paper"]
@@ -65,14 +66,7 @@ class AlexNet(nn.Module):
         return self.classifier(x)
 
     def _initialize_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.constant_(m.bias, 0)
+        kaiming_conv_normal_linear_(self)
 
 
 @register_model(family="alexnet", input_shape=(3, 224, 224), source="seed")

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._init import kaiming_conv_normal_linear_
 from ._registry import register_model
 
 __all__ = ["GoogLeNet", "Inception", "InceptionAux", "BasicConv2d", "googlenet"]
@@ -168,14 +169,7 @@ class GoogLeNet(nn.Module):
         return x
 
     def _initialize_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.constant_(m.bias, 0)
+        kaiming_conv_normal_linear_(self)
 
 
 @register_model(family="googlenet", input_shape=(3, 224, 224), source="seed")

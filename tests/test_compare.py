@@ -199,7 +199,7 @@ def test_pytest_benchmark_plugin_round_trip(tmp_path, capsys):
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks/test_models.py", "-k", "test_inference and lenet5-1",
+        [sys.executable, "-m", "pytest", "benchmarks/test_models.py::test_inference[lenet5-1]",
          "--benchmark-only", "--benchmark-save-data", f"--benchmark-json={out}", "--benchmark-max-time=0.2",
          "--benchmark-min-rounds=5", "-q", "-p", "no:cacheprovider"],
         capture_output=True, text=True, cwd=root, timeout=300)
