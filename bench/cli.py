@@ -204,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         options = RunOptions(
             isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
-            instructions=args.instructions,
+            instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
             memory_limit_bytes=parse_bytes(args.worker_memory_limit) if args.worker_memory_limit else None,
         )
         store = open_store(args.store, create=True)
@@ -297,7 +297,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         run_ids.append(store.latest_run_id())
     if not run_ids:
         raise BadValue("name the runs to report (see 'cnnbench runs') or pass --latest")
-    path = write_report(store, run_ids, args.output)
+    path = write_report(store, run_ids, args.output, profiles_root=args.profiles)
     print(path.resolve())
     return 0
 
@@ -460,6 +460,50 @@ def cmd_import_pytest_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    import time as time_module
+
+    from .cases import all_cores, override, suite_from_dict
+    from .profiling import profile_case
+
+    fmt = _check_format(args.format)
+    suite = suite_from_dict({"models": [args.model]}, name="profile")
+    suite = override(suite, devices=args.device, batch_sizes=args.batch_size, precisions=args.precision,
+                     memory_formats=args.memory_format, modes=args.mode, compilers=args.compiler,
+                     threads=args.threads, input_size=args.input_size)
+    cases = suite.cases()
+    if len(cases) != 1:
+        raise BadValue(f"profile takes one value per axis; these flags give {len(cases)} cases")
+    steps = int(_positive_float(args.steps, "--steps"))
+    run = args.run or time_module.strftime("%Y%m%d-%H%M%S")
+    result = profile_case(cases[0], out=args.out, run=run, steps=steps)
+    rows = list(result.layers)
+    if fmt == "json":
+        print(render_json({"case": result.case.key, "step_ms": result.step_ms, "trace_dir": str(result.trace_dir),
+                           "trace_files": [str(f) for f in result.trace_files], "layers": rows,
+                           "top_ops": list(result.top_ops)}))
+        return 0
+    if fmt == "csv":
+        print(render_csv(rows))
+        return 0
+    print(render_table(rows, [
+        Column("layer", "layer", align="<"), Column("type", "type", align="<"), Column("output_shape", "output", shape),
+        Column("params", "params", thousands), Column("macs", "MMACs", scaled(1e6, 1)),
+        Column("time_ms", "time (ms)", scaled(1, 3)), Column("time_share", "time %", percent),
+        Column("achieved_gflop_s", "GFLOP/s", scaled(1, 1)), Column("intensity_flop_per_byte", "FLOP/B", scaled(1, 1)),
+    ], footer={"layer": "layers", "time_ms": sum(r["time_ms"] for r in rows), "params": sum(r["params"] for r in rows),
+               "macs": sum(r["macs"] for r in rows)}))
+    print(f"\nstep {result.step_ms:.3f} ms ({result.case.key}); layers cover "
+          f"{100 * sum(r['time_ms'] for r in rows) / result.step_ms:.1f}% of it")
+    print("\ntop operators by self time:")
+    print(render_table(list(result.top_ops)[:10], [
+        Column("operator", "operator", align="<"), Column("calls", "calls"),
+        Column("self_cpu_ms", "self CPU (ms/step)", scaled(1, 3)), Column("cpu_total_ms", "CPU total (ms/step)", scaled(1, 3)),
+    ]))
+    print(f"\ntraces: {result.trace_dir} (tensorboard --logdir {args.out}, or open the .json.gz in ui.perfetto.dev)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnbench", description="Benchmark and profile classic CNNs in PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -503,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
                    help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
                         "PATTERN (default: all); CPU and eager only, about 100 s a case")
+    p.add_argument("--profile", action="store_true", help="after measuring each case, profile it (see 'cnnbench profile')")
+    p.add_argument("--profile-dir", default="results/profiles", help="trace root for --profile (default: results/profiles)")
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
     p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
     p.set_defaults(func=cmd_run)
@@ -523,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to report; the first is the baseline of comparisons")
     p.add_argument("--latest", action="store_true", help="the newest run in the store")
     p.add_argument("-o", "--output", default="reports/index.html", help="where to write (default: reports/index.html)")
+    p.add_argument("--profiles", default="results/profiles", help="where 'run --profile' put traces (default: results/profiles)")
     p.add_argument("--store", help="results store (default: results/cnnbench.db)")
     p.set_defaults(func=cmd_report)
 
@@ -556,6 +603,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--store", help="results store (default: results/cnnbench.db)")
     p.set_defaults(func=cmd_import_pytest_benchmark)
+
+    p = sub.add_parser("profile", help="torch.profiler traces of one case and its time per layer beside the static analysis")
+    p.add_argument("model")
+    p.add_argument("--device", help="cpu or cuda (default: cpu)")
+    p.add_argument("--batch-size", help="default: 1")
+    p.add_argument("--precision", help="fp32, amp-bf16, amp-fp16, bf16 or fp16 (default: fp32)")
+    p.add_argument("--memory-format", help="contiguous or channels_last (default: contiguous)")
+    p.add_argument("--mode", help="infer or train (default: infer)")
+    p.add_argument("--compiler", help="eager or compile (default: eager)")
+    p.add_argument("--threads", help="CPU threads (default: all usable cores)")
+    p.add_argument("--input-size", help="C,H,W (default: the model's own)")
+    p.add_argument("--steps", default="3", help="active profiler steps (default: 3)")
+    p.add_argument("--out", default="results/profiles", help="trace root (default: results/profiles)")
+    p.add_argument("--run", help="folder under --out for this profile (default: a timestamp)")
+    _format_option(p)
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("env", help="versions, CPU, GPU and git commit")
     _format_option(p)

@@ -41,6 +41,8 @@ def resolve(name: str) -> ModelEntry:
 def select(pattern: str) -> list[str]:
     load_plugins()
     names = classic_cnns.list_models(pattern)
+    if not names and not any(ch in pattern for ch in "*?[,"):
+        resolve(pattern)  # a plain name: fail with the closest names
     if not names:
         raise UnknownModel(f"no model matches {pattern!r} (patterns are shell-style: 'vgg*', 'tv.res*')")
     return names

@@ -28,6 +28,8 @@ from .worker import Result
 REFERENCE = "fp32/contiguous/eager"
 NOT_OK = ("oom", "crashed", "timeout", "skipped", "invalid", "noisy", "error")
 MIB = 2**20
+NUMERIC = ("params", "macs", "flops", "step_flops", "activation_bytes", "saved_bytes", "cpu_peak_rss_delta_bytes",
+           "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes", "throughput_img_s", "latency_ms_p50")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
         if not results:
             raise StoreError(f"run {run_id!r} has no results yet; nothing to report")
         frame = pd.DataFrame([result_row(r, meta["calibration"]) for r in results])
+        for column in NUMERIC:  # all-None columns would stay objects, and None does no arithmetic
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
         frame.insert(0, "run_id", run_id)
         runs.append(RunData(run_id, meta, results, frame))
     return runs
@@ -321,7 +325,26 @@ def _env_line(meta: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thresholds: Thresholds = Thresholds()) -> str:
+def profile_sections(runs: Sequence[RunData], root: Optional["str | Path"], report_dir: Path) -> list[dict[str, Any]]:
+    """Per profiled case: its top layers by time and top operators by self time, and a link to its traces."""
+    if root is None:
+        return []
+    import os
+
+    from .profiling import load_summaries
+
+    sections = []
+    for run in runs:
+        for doc in load_summaries(root, run.run_id):
+            layers = sorted(doc["layers"], key=lambda r: r["time_ms"], reverse=True)[:10]
+            link = os.path.relpath(doc["trace_dir"], report_dir)
+            sections.append({"run_id": run.run_id, "case": doc["case_key"], "step_ms": doc["step_ms"],
+                             "layers": layers, "ops": doc["top_ops"][:10], "link": link})
+    return sections
+
+
+def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thresholds: Thresholds = Thresholds(),
+           profiles_root: Optional["str | Path"] = None, report_dir: Path = Path(".")) -> str:
     frame = pd.concat([r.frame for r in runs], ignore_index=True)
     multi = len(runs) > 1
     noisy = frame["status"].isin(("noisy", "invalid")).mean()
@@ -350,6 +373,7 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
         static=static_rows(frame),
         failures=failure_rows(frame),
         comparisons=[(runs[0].run_id, runs[i + 1].run_id, c) for i, c in enumerate(comparisons)],
+        profiles=profile_sections(runs, profiles_root, report_dir),
         thresholds=thresholds,
         generated_at=generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         fmt=_fmt,
@@ -367,8 +391,8 @@ class Environment:
 def write_report(store: Store, run_ids: Sequence[str], output: "str | Path", **kwargs: Any) -> Path:
     if not run_ids:
         raise BadValue("no runs to report: give run ids or --latest")
-    text = render(gather(store, run_ids), **kwargs)
     path = Path(output)
+    text = render(gather(store, run_ids), report_dir=path.resolve().parent, **kwargs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

@@ -50,6 +50,7 @@ class RunOptions:
     cudnn_benchmark: bool = False
     calibrate_seconds: float = 0.5
     instructions: Optional[str] = None  # model pattern whose cases also get callgrind instruction counts
+    profile_dir: Optional[str] = None  # profile every measured case after measuring it, traces under here
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATIONS:
@@ -123,6 +124,16 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def profile_isolated(case: Case, out: str, run_id: str) -> None:
+    """``cnnbench profile`` of a measured case in its own process, after the measurement, never during it."""
+    flags = ["--device", case.device, "--batch-size", str(case.batch_size), "--precision", case.precision,
+             "--memory-format", case.memory_format, "--mode", case.mode, "--compiler", case.compiler,
+             "--threads", str(case.threads), "--input-size", ",".join(map(str, case.input_shape)),
+             "--out", out, "--run", run_id, "--format", "json"]
+    subprocess.run([sys.executable, "-m", "bench", "profile", case.model, *flags], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900, check=False)
+
+
 def run_in_process(case: Case, m: Measure, options: RunOptions) -> Result:
     import torch
 
@@ -183,6 +194,8 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
             if options.instructions and result.samples_ns and fnmatch.fnmatchcase(result.case.model, options.instructions):
                 per_iter, why = instructions.count(result.case)
                 result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
+            if options.profile_dir and result.samples_ns:
+                profile_isolated(result.case, options.profile_dir, run_id)
             store.add_result(run_id, result)
             on_result(result)
     store.finish_run(run_id)

@@ -254,7 +254,12 @@ class _Prepared:
     def step(self) -> Callable[[], Any]:
         if self.case.mode == "infer":
             self.model.eval()
-            return self.forward_eval
+
+            def infer_step() -> torch.Tensor:  # eval() once, not per iteration: it walks every module
+                with torch.inference_mode(), self.autocast():
+                    return self.callable(self.x)
+
+            return infer_step
         self.model.train()
         optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
 

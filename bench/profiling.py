@@ -1,0 +1,205 @@
+"""Profiling one case with torch.profiler, and measured time per layer beside the static analysis.
+
+Method: the case is built exactly as the worker builds it (``bench.worker._Prepared``)
+and stepped under ``torch.profiler.profile`` with a wait=1, warmup=1,
+active=``steps`` schedule, CPU (and CUDA where the case runs there) activities,
+shapes and memory recorded. Traces go through
+``torch.profiler.tensorboard_trace_handler`` (gzipped ``*.pt.trace.json.gz``)
+into ``<out>/<run>/<case>/``: the layout ``tensorboard --logdir <out>`` with the
+torch-tb-profiler plugin reads, and files Perfetto and chrome://tracing open.
+
+Per-layer time: every leaf module's forward is wrapped in a
+``record_function("layer::<path>")`` scope, only for the profile (``cnnbench run`` never has them, so its timings carry no scoping
+overhead); its time is the scope's total over the active steps divided by their
+number (device time on CUDA, CPU time otherwise). The step time is a
+``cnnbench::step`` scope around each step (for inference, the forward inside
+``inference_mode``; synchronised on CUDA), averaged the same way. In training mode the
+forward scopes are kept, and the backward appears in the trace and the operator
+table but is not split per layer (hooks on the backward of modules that run
+in-place ReLUs are refused by autograd).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .analysis import DTYPES, analyse
+from .cases import Case
+from .errors import BadValue
+from .worker import _Prepared, skip_reason
+
+SCOPE = "layer::"
+STEP = "cnnbench::step"
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    case: Case
+    trace_dir: Path
+    trace_files: tuple[Path, ...]
+    step_ms: float
+    layers: tuple[dict[str, Any], ...]  # joined with the static analysis, one per leaf module
+    top_ops: tuple[dict[str, Any], ...]  # key_averages by self time
+    memory_timeline: Optional[Path] = None
+
+
+def case_slug(case: Case) -> str:
+    return case.key.replace("|", "_")
+
+
+class _Scopes:
+    """Wrap every leaf module's forward in a profiler scope; undone on exit.
+
+    Wrapping ``forward`` on the instance, rather than adding forward hooks, keeps
+    ``Module.__call__`` on its fast path, so the scopes cost little outside themselves.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.leaves = [(path, m) for path, m in model.named_modules() if path and not any(True for _ in m.children())]
+
+    def __enter__(self) -> "_Scopes":
+        enter, exit_ = torch.ops.profiler._record_function_enter_new, torch.ops.profiler._record_function_exit
+        for path, module in self.leaves:
+            def wrapped(*args: Any, _forward=module.forward, _name=SCOPE + path, **kwargs: Any) -> Any:
+                handle = enter(_name, None)
+                try:
+                    return _forward(*args, **kwargs)
+                finally:
+                    exit_._RecordFunction(handle)
+            module.forward = wrapped
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for _, module in self.leaves:
+            del module.forward
+
+
+def _writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".cnnbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BadValue(f"cannot write profiles under {str(folder)!r}: {exc.strerror}") from None
+
+
+def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str = "adhoc",
+                 steps: int = 3) -> ProfileResult:
+    reason = skip_reason(case)
+    if reason:
+        raise BadValue(f"case {case.key} cannot run here: {reason}")
+    trace_dir = Path(out) / run / case_slug(case)
+    _writable(trace_dir)
+    if case.device == "cpu":
+        torch.set_num_threads(case.threads)
+    prep = _Prepared(case)
+    train_step = prep.step()
+    train_step()  # cold start and compilation stay out of the profile
+
+    def step() -> None:
+        if case.mode == "infer":  # the step scope inside the grad-mode switch: the forward, and only it
+            with torch.inference_mode(), prep.autocast(), torch.profiler.record_function(STEP):
+                prep.callable(prep.x)
+                if case.device == "cuda":
+                    torch.cuda.synchronize()
+        else:
+            with torch.profiler.record_function(STEP):
+                train_step()
+                if case.device == "cuda":
+                    torch.cuda.synchronize()
+
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if case.device == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with _Scopes(prep.model), torch.profiler.profile(
+        activities=activities,
+        schedule=torch.profiler.schedule(wait=1, warmup=1, active=steps, repeat=1),
+        on_trace_ready=torch.profiler.tensorboard_trace_handler(str(trace_dir), worker_name=case_slug(case),
+                                                               use_gzip=True),
+        record_shapes=True, profile_memory=True, with_stack=case.device == "cuda",
+    ) as prof:
+        for _ in range(2 + steps):
+            step()
+            prof.step()
+    timeline = None
+    if case.device == "cuda":
+        timeline = trace_dir / "memory_timeline.html"
+        with contextlib.suppress(Exception):  # an optional view: its absence is not worth failing the profile
+            prof.export_memory_timeline(str(timeline), device="cuda:0")
+        timeline = timeline if timeline.exists() else None
+    use_device = case.device == "cuda"
+    events = prof.events()
+    per_layer: dict[str, float] = {}
+    step_total = 0.0
+    for e in events:
+        if e.name.startswith(SCOPE):
+            total = getattr(e, "device_time_total", 0.0) if use_device else e.cpu_time_total
+            per_layer[e.name[len(SCOPE):]] = per_layer.get(e.name[len(SCOPE):], 0.0) + total
+        elif e.name == STEP:
+            step_total += e.cpu_time_total
+    step_ms = step_total / steps / 1e3
+    top = sorted(prof.key_averages(), key=lambda a: a.self_cpu_time_total, reverse=True)
+    top_ops = tuple({"operator": a.key, "calls": a.count, "self_cpu_ms": a.self_cpu_time_total / steps / 1e3,
+                     "cpu_total_ms": a.cpu_time_total / steps / 1e3}
+                    for a in top if not a.key.startswith(SCOPE) and a.key != STEP and not a.key.startswith("ProfilerStep"))[:20]
+    layers = _join(case, {k: v / steps / 1e3 for k, v in per_layer.items()}, step_ms)
+    files = tuple(sorted(trace_dir.glob("*.pt.trace.json.gz")))
+    result = ProfileResult(case, trace_dir, files, step_ms, layers, top_ops, timeline)
+    (trace_dir / SUMMARY).write_text(json.dumps(summary(result), indent=1, default=str))
+    return result
+
+
+def summary(result: ProfileResult) -> dict[str, Any]:
+    """What the report shows of a profile; written beside the traces as summary.json."""
+    return {"case": result.case.to_dict(), "case_key": result.case.key, "step_ms": result.step_ms,
+            "trace_files": [f.name for f in result.trace_files], "layers": list(result.layers),
+            "top_ops": list(result.top_ops)}
+
+
+def load_summaries(root: "str | Path", run_id: str) -> list[dict[str, Any]]:
+    """The profile summaries of one run (``cnnbench run --profile``), with their folders."""
+    out = []
+    for path in sorted(Path(root, run_id).glob(f"*/{SUMMARY}")):
+        with contextlib.suppress(OSError, ValueError):
+            doc = json.loads(path.read_text())
+            doc["trace_dir"] = str(path.parent)
+            out.append(doc)
+    return out
+
+
+def _join(case: Case, measured_ms: dict[str, float], step_ms: float) -> tuple[dict[str, Any], ...]:
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(case.precision, "float32")
+    static = analyse(case.model, batch_size=case.batch_size, input_shape=case.input_shape, dtype=dtype, training=False)
+    itemsize = DTYPES[dtype].itemsize
+    rows = []
+    for layer in static.layers:
+        if layer.path not in measured_ms:
+            continue
+        ms = measured_ms[layer.path]
+        flops = 2 * layer.macs
+        moved = layer.activation_bytes + layer.params * itemsize
+        rows.append({
+            "layer": layer.path, "type": layer.type, "output_shape": layer.output_shape, "params": layer.params,
+            "macs": layer.macs, "activation_bytes": layer.activation_bytes, "time_ms": ms,
+            "time_share": ms / step_ms if step_ms else float("nan"),
+            "achieved_gflop_s": flops / (ms / 1e3) / 1e9 if ms > 0 and flops else 0.0,
+            "intensity_flop_per_byte": flops / moved if moved else 0.0,
+        })
+    return tuple(rows)
+
+
+def read_trace(path: "str | Path") -> dict[str, Any]:
+    with gzip.open(path, "rt") as fh:
+        return json.load(fh)
+
+
+__all__ = ["ProfileResult", "profile_case", "read_trace", "case_slug", "summary", "load_summaries"]
