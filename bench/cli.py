@@ -489,7 +489,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(render_table(rows, [
         Column("layer", "layer", align="<"), Column("type", "type", align="<"), Column("output_shape", "output", shape),
         Column("params", "params", thousands), Column("macs", "MMACs", scaled(1e6, 1)),
-        Column("time_ms", "time (ms)", scaled(1, 3)), Column("time_share", "time %", percent),
+        Column("time_ms", "fwd (ms)", scaled(1, 3)),
+        *([Column("backward_ms", "bwd (ms)", scaled(1, 3))] if result.case.mode == "train" else []),
+        Column("time_share", "time %", percent),
         Column("achieved_gflop_s", "GFLOP/s", scaled(1, 1)), Column("intensity_flop_per_byte", "FLOP/B", scaled(1, 1)),
     ], footer={"layer": "layers", "time_ms": sum(r["time_ms"] for r in rows), "params": sum(r["params"] for r in rows),
                "macs": sum(r["macs"] for r in rows)}))

@@ -13,10 +13,11 @@ Per-layer time: every leaf module's forward is wrapped in a
 overhead); its time is the scope's total over the active steps divided by their
 number (device time on CUDA, CPU time otherwise). The step time is a
 ``cnnbench::step`` scope around each step (for inference, the forward inside
-``inference_mode``; synchronised on CUDA), averaged the same way. In training mode the
-forward scopes are kept, and the backward appears in the trace and the operator
-table but is not split per layer (hooks on the backward of modules that run
-in-place ReLUs are refused by autograd).
+``inference_mode``; synchronised on CUDA), averaged the same way. In training mode each backward node is charged to the layer
+whose forward op has its sequence number (autograd's link between a forward op
+and its backward node), giving ``backward_ms`` per layer without backward hooks
+(which autograd refuses on modules running in-place ReLUs); ``time_share`` is
+then forward plus backward over the step.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .worker import _Prepared, skip_reason
 SCOPE = "layer::"
 STEP = "cnnbench::step"
 SUMMARY = "summary.json"
+BACKWARD = "autograd::engine::evaluate_function: "
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str
     use_device = case.device == "cuda"
     events = prof.events()
     per_layer: dict[str, float] = {}
+    backward: dict[str, float] = {}
+    owner_of_seq: dict[int, str] = {}
     step_total = 0.0
     for e in events:
         if e.name.startswith(SCOPE):
@@ -146,12 +150,23 @@ def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str
             per_layer[e.name[len(SCOPE):]] = per_layer.get(e.name[len(SCOPE):], 0.0) + total
         elif e.name == STEP:
             step_total += e.cpu_time_total
+        elif e.sequence_nr >= 0 and not e.name.startswith(BACKWARD):
+            layer = _enclosing_layer(e)
+            if layer is not None:
+                owner_of_seq.setdefault(e.sequence_nr, layer)
+    # backward: autograd runs node N of the forward op with sequence number N; charge it to that op's layer
+    for e in events:
+        if e.name.startswith(BACKWARD) and e.sequence_nr in owner_of_seq:
+            layer = owner_of_seq[e.sequence_nr]
+            total = getattr(e, "device_time_total", 0.0) if use_device else e.cpu_time_total
+            backward[layer] = backward.get(layer, 0.0) + total
     step_ms = step_total / steps / 1e3
     top = sorted(prof.key_averages(), key=lambda a: a.self_cpu_time_total, reverse=True)
     top_ops = tuple({"operator": a.key, "calls": a.count, "self_cpu_ms": a.self_cpu_time_total / steps / 1e3,
                      "cpu_total_ms": a.cpu_time_total / steps / 1e3}
                     for a in top if not a.key.startswith(SCOPE) and a.key != STEP and not a.key.startswith("ProfilerStep"))[:20]
-    layers = _join(case, {k: v / steps / 1e3 for k, v in per_layer.items()}, step_ms)
+    layers = _join(case, {k: v / steps / 1e3 for k, v in per_layer.items()},
+                   {k: v / steps / 1e3 for k, v in backward.items()} if case.mode == "train" else None, step_ms)
     files = tuple(sorted(trace_dir.glob("*.pt.trace.json.gz")))
     result = ProfileResult(case, trace_dir, files, step_ms, layers, top_ops, timeline)
     (trace_dir / SUMMARY).write_text(json.dumps(summary(result), indent=1, default=str))
@@ -176,7 +191,17 @@ def load_summaries(root: "str | Path", run_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def _join(case: Case, measured_ms: dict[str, float], step_ms: float) -> tuple[dict[str, Any], ...]:
+def _enclosing_layer(event: Any) -> Optional[str]:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith(SCOPE):
+            return parent.name[len(SCOPE):]
+        parent = parent.cpu_parent
+    return None
+
+
+def _join(case: Case, measured_ms: dict[str, float], backward_ms: Optional[dict[str, float]],
+          step_ms: float) -> tuple[dict[str, Any], ...]:
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(case.precision, "float32")
     static = analyse(case.model, batch_size=case.batch_size, input_shape=case.input_shape, dtype=dtype, training=False)
     itemsize = DTYPES[dtype].itemsize
@@ -185,12 +210,14 @@ def _join(case: Case, measured_ms: dict[str, float], step_ms: float) -> tuple[di
         if layer.path not in measured_ms:
             continue
         ms = measured_ms[layer.path]
+        back = backward_ms.get(layer.path, 0.0) if backward_ms is not None else None
         flops = 2 * layer.macs
         moved = layer.activation_bytes + layer.params * itemsize
         rows.append({
             "layer": layer.path, "type": layer.type, "output_shape": layer.output_shape, "params": layer.params,
             "macs": layer.macs, "activation_bytes": layer.activation_bytes, "time_ms": ms,
-            "time_share": ms / step_ms if step_ms else float("nan"),
+            "backward_ms": back,
+            "time_share": (ms + (back or 0.0)) / step_ms if step_ms else float("nan"),
             "achieved_gflop_s": flops / (ms / 1e3) / 1e9 if ms > 0 and flops else 0.0,
             "intensity_flop_per_byte": flops / moved if moved else 0.0,
         })

@@ -140,3 +140,12 @@ def test_run_profile_profiles_each_measured_case_afterwards(tmp_path):
     run_id = json.loads(done.stdout)["run_id"]
     summaries = list((tmp_path / "profiles" / run_id).glob("*/summary.json"))
     assert len(summaries) == 1 and list(summaries[0].parent.glob("*.pt.trace.json.gz"))
+
+
+def test_training_profile_splits_backward_per_layer(tmp_path):
+    result = profile_case(Case("lenet5", threads=1, input_shape=(1, 32, 32), mode="train", batch_size=8),
+                          out=tmp_path, run="train")
+    rows = {r["layer"]: r for r in result.layers}
+    assert rows["features.0"]["backward_ms"] > 0 and rows["classifier.2"]["backward_ms"] > 0
+    total = sum(r["time_ms"] + r["backward_ms"] for r in result.layers)
+    assert 0.3 < total / result.step_ms <= 1.0  # the optimizer step and the loss are the rest
