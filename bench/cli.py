@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any, NoReturn, Optional, Sequence
-
-import json
 import math
 import re
+import sys
+from typing import Any, NoReturn, Optional, Sequence
 
 from . import analysis, environment
 from .errors import BadInput, BadValue, CnnbenchError
 from .models import parse_batch_size, parse_input_size, resolve, select
-from .table import FORMATS, Column, percent, render_csv, render_json, render_table, scaled, shape, thousands
+from .table import (
+    FORMATS,
+    Column,
+    percent,
+    render_csv,
+    render_json,
+    render_table,
+    scaled,
+    shape,
+    thousands,
+)
 
 MIB = 2**20
 MACS_NOTE = ("MACs are multiply-accumulates of conv and matmul; FLOPs = 2 x MACs. "
@@ -214,7 +222,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = None
     if not quiet:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
@@ -402,7 +417,13 @@ def _render_compare(doc: dict[str, Any], rows, exact, fmt: str) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import Thresholds, compare_runs, env_differences, exact_changes, worst_first
+    from .compare import (
+        Thresholds,
+        compare_runs,
+        env_differences,
+        exact_changes,
+        worst_first,
+    )
 
     if args.format not in ("table", "markdown", "json"):
         raise BadValue(f"format must be one of table, markdown, json, got {args.format!r}")
@@ -463,7 +484,7 @@ def cmd_import_pytest_benchmark(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     import time as time_module
 
-    from .cases import all_cores, override, suite_from_dict
+    from .cases import override, suite_from_dict
     from .profiling import profile_case
 
     fmt = _check_format(args.format)

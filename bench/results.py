@@ -14,10 +14,9 @@ dtype and thread count); for CUDA also ``host_latency_ms_p50``.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import pandas as pd
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from bench.cases import resolve_suite
 from bench.results import load

@@ -3,12 +3,11 @@
 import time
 
 import pytest
-import torch
 import torchvision
 
 from bench.analysis import analyse, share
 from bench.errors import BadValue, ShapeMismatch, UnknownModel
-from classic_cnns import get_entry, list_models
+from classic_cnns import get_entry
 
 TORCHVISION = torchvision.models.list_models(module=torchvision.models)
 # torchvision publishes these weights without the auxiliary heads

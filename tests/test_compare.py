@@ -1,6 +1,5 @@
 """bench/compare.py and `cnnbench compare` / `baseline save` / `import-pytest-benchmark`."""
 
-import dataclasses
 import json
 import random
 
