@@ -12,6 +12,7 @@ import base64
 import datetime
 import io
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -304,11 +305,19 @@ def failure_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # -- the page -----------------------------------------------------------------------------------
 
 def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+    """Thousands separators; whole counts (numpy's too) without decimals; '-' for missing."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    if isinstance(value, numbers.Integral):
         return f"{int(value):,}"
-    return f"{value:,.{digits}f}"
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isnan(number):
+            return "-"
+        if number.is_integer() and abs(number) >= 1000:
+            return f"{int(number):,}"
+        return f"{number:,.{digits}f}"
+    return str(value)
 
 
 def _env_line(meta: dict[str, Any]) -> dict[str, str]:

@@ -206,3 +206,11 @@ def test_report_renders_in_headless_chromium(stored, tmp_path):
     finally:
         browser.kill()
         browser.wait()
+
+
+def test_counts_print_as_whole_numbers_whatever_their_type():
+    import numpy as np
+
+    from bench.report import _fmt
+    assert _fmt(np.int64(16_630_440)) == "16,630,440" == _fmt(16_630_440.0) == _fmt(np.float64(16_630_440))
+    assert _fmt(float("nan")) == "-" and _fmt(None) == "-" and _fmt(0.3114, 3) == "0.311"
