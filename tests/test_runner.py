@@ -11,7 +11,7 @@ import pytest
 
 from bench.cases import suite_from_dict
 from bench.runner import RunOptions, execute, start_run
-from bench.store import Store
+from bench.store import Store, StoreError
 
 TESTS = Path(__file__).resolve().parent
 
@@ -86,7 +86,11 @@ def test_kill_the_runner_mid_suite_then_resume_loses_nothing(tmp_path):
     store = None
     while time.time() < deadline:
         if Path(db).exists():
-            store = store or Store(db, create=False)
+            try:
+                store = store or Store(db, create=False)
+            except StoreError:  # the runner is still creating the store's tables
+                time.sleep(0.2)
+                continue
             runs = store.list_runs()
             if runs and runs[0]["cases_done"] >= 2:
                 break
