@@ -44,6 +44,11 @@ COMPILERS = ("eager", "compile")
 SEED_MODELS = ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "googlenet")
 
 
+def weight_dtype(precision: str) -> str:
+    """The dtype the model's weights are held in: cast for bf16/fp16, float32 otherwise (AMP casts per op)."""
+    return {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32")
+
+
 def all_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -178,8 +178,8 @@ def _pyproject_suite() -> Optional[str]:
     return None
 
 
-def _fmt_ms(value: float) -> str:
-    return "-" if value is None or value != value else f"{value:.3f} ms"
+def _fmt_ms(value: Optional[float]) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
 
 
 def _case_line(row: dict[str, Any]) -> str:
@@ -380,7 +380,7 @@ def _fmt_ratio_ci(row) -> str:
 
 def _render_compare(doc: dict[str, Any], rows, exact, fmt: str) -> str:
     timing_cols = ["case", "baseline p50 (ms)", "candidate p50 (ms)", "ratio", "95% CI", "p", "verdict"]
-    timing = [[r.key, _fmt_ms(r.baseline_p50_ms).replace(" ms", ""), _fmt_ms(r.candidate_p50_ms).replace(" ms", ""),
+    timing = [[r.key, _fmt_ms(r.baseline_p50_ms), _fmt_ms(r.candidate_p50_ms),
                "-" if r.ratio is None else f"{r.ratio:.3f}", _fmt_ratio_ci(r),
                "-" if r.p_value is None else f"{r.p_value:.2g}", r.verdict + (f" ({r.reason})" if r.reason else "")]
               for r in rows]

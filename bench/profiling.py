@@ -32,7 +32,7 @@ from typing import Any, Optional
 import torch
 
 from .analysis import DTYPES, analyse
-from .cases import Case
+from .cases import Case, weight_dtype
 from .errors import BadValue
 from .worker import _Prepared, skip_reason
 
@@ -202,7 +202,7 @@ def _enclosing_layer(event: Any) -> Optional[str]:
 
 def _join(case: Case, measured_ms: dict[str, float], backward_ms: Optional[dict[str, float]],
           step_ms: float) -> tuple[dict[str, Any], ...]:
-    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(case.precision, "float32")
+    dtype = weight_dtype(case.precision)
     static = analyse(case.model, batch_size=case.batch_size, input_shape=case.input_shape, dtype=dtype, training=False)
     itemsize = DTYPES[dtype].itemsize
     rows = []

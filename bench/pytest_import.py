@@ -8,24 +8,19 @@ says that only summary statistics exist.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from .cases import Case
 from .errors import BadValue
+from .runfile import read_json
 from .store import Store
 from .worker import Result
 
 
 def import_file(store: Store, path: str) -> str:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise BadValue(f"cannot read {path!r}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise BadValue(f"{path!r} is not valid JSON: {exc}") from None
+    doc = read_json(path, "pytest-benchmark file")
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list) or "machine_info" not in doc:
         raise BadValue(f"{path!r} is not a pytest-benchmark JSON file (no machine_info and benchmarks)")
     machine, commit = doc.get("machine_info", {}), doc.get("commit_info", {})

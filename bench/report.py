@@ -20,6 +20,8 @@ from typing import Any, Optional, Sequence
 import jinja2
 import pandas as pd
 
+from .analysis import DTYPES
+from .cases import weight_dtype
 from .compare import CaseComparison, Thresholds, compare_runs
 from .errors import BadValue
 from .results import result_row
@@ -190,12 +192,16 @@ def plot_speedups(tables: dict[str, pd.DataFrame]) -> Optional[str]:
     return _svg(fig)
 
 
+def _weight_bytes(precision: str) -> int:
+    return DTYPES[weight_dtype(precision)].itemsize
+
+
 def plot_roofline(frame: pd.DataFrame, calibrations: dict[str, float]) -> Optional[str]:
     data = frame[frame["achieved_gflop_s"].notna() & frame["activation_bytes"].notna() & frame["params"].notna()].copy()
     if data.empty:
         return None
     plt, sns = _mpl()
-    width = data["precision"].map(lambda p: 2 if p in ("bf16", "fp16") else 4)
+    width = data["precision"].map(_weight_bytes)
     data["intensity_flop_per_byte"] = data["step_flops"] / (data["params"] * width + data["activation_bytes"])
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     sns.scatterplot(data, x="intensity_flop_per_byte", y="achieved_gflop_s", hue="model", style="variant", ax=ax, s=40)
@@ -220,7 +226,7 @@ def plot_memory(frame: pd.DataFrame) -> Optional[str]:
     if data.empty:
         return None
     plt, sns = _mpl()
-    width = data["precision"].map(lambda p: 2 if p in ("bf16", "fp16") else 4)
+    width = data["precision"].map(_weight_bytes)
     # CPU figures are above the RSS once the model is built, so its parameters are not in them; CUDA peaks include them
     params_bytes = (data["params"] * width).where(data["device"] == "cuda", 0)
     data["analytic_mib"] = (params_bytes + data["activation_bytes"]) / MIB

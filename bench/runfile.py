@@ -44,15 +44,20 @@ def write(path: "str | Path", doc: dict[str, Any]) -> Path:
     return path
 
 
+def read_json(path: "str | Path", what: str) -> Any:
+    """A JSON file's content; a missing or unparsable file is one BadValue line naming it as ``what``."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise BadValue(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise BadValue(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+
+
 def read(path: "str | Path") -> dict[str, Any]:
     """Load and validate a run file; every problem is one BadValue line naming the file."""
     name = str(path)
-    try:
-        doc = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise BadValue(f"cannot read run file {name!r}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise BadValue(f"run file {name!r} is not valid JSON: {exc}") from None
+    doc = read_json(path, "run file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadValue(f"{name!r} is not a cnnbench run file (no \"format\": \"{FORMAT}\")")
     version = doc.get("version")

@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional
 from . import environment, instructions
 from .analysis import analyse
 from .calibrate import calibrate
-from .cases import Case, Measure, Suite
+from .cases import Case, Measure, Suite, weight_dtype
 from .errors import BadInput, BadValue
 from .store import Store
 from .worker import Result, measure, skip_reason
@@ -67,8 +67,8 @@ def _static(model: str, batch: int, shape: tuple[int, ...], dtype: str, training
 
 
 def static_figures(case: Case) -> dict[str, Optional[int]]:
-    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(case.precision, "float32")
-    return _static(case.model, case.batch_size, tuple(case.input_shape), dtype, case.mode == "train")
+    return _static(case.model, case.batch_size, tuple(case.input_shape), weight_dtype(case.precision),
+                   case.mode == "train")
 
 
 def _signal_name(number: int) -> str:

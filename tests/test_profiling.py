@@ -22,7 +22,8 @@ ALEXNET = Case("alexnet", threads=2)
 @pytest.fixture(scope="module")
 def profiles(tmp_path_factory):
     root = tmp_path_factory.mktemp("profiles")
-    return root, {case.model: profile_case(case, out=root, run="test") for case in (LENET, ALEXNET)}
+    # 8 active steps: one scheduler hiccup in the glue between layers then moves the average little
+    return root, {case.model: profile_case(case, out=root, run="test", steps=8) for case in (LENET, ALEXNET)}
 
 
 def test_traces_are_gzipped_json_with_the_expected_operators(profiles):
