@@ -332,34 +332,6 @@ def _load_side(spec: str, store_location: Optional[str]):
     return Side(run_id, store.run(run_id), tuple(store.results(run_id)))
 
 
-def _confirm(rows, base, cand, thresholds):
-    """Re-measure the candidate side of each slower case; keep 'slower' only if it reproduces."""
-    from dataclasses import replace as dc_replace
-
-    from .cases import Measure
-    from .compare import compare_samples
-    from .runner import RunOptions, run_isolated
-
-    settings = cand.meta.get("settings", {})
-    measure = Measure(**settings["measure"]) if "measure" in settings else Measure()
-    options = RunOptions(**settings["options"]) if "options" in settings else RunOptions()
-    base_by_key = {r.case.key: r for r in base.results}
-    cand_by_key = {r.case.key: r for r in cand.results}
-    out = []
-    for row in rows:
-        if row.verdict != "slower":
-            out.append(row)
-            continue
-        again = run_isolated(cand_by_key[row.key].case, measure, options)
-        second = compare_samples(row.key, base_by_key[row.key].samples_ns, again.samples_ns, thresholds)
-        if second.verdict == "slower":
-            out.append(dc_replace(row, reason=f"confirmed on re-measurement (ratio {second.ratio:.3f})"))
-        else:
-            out.append(dc_replace(row, verdict="unchanged", reason=f"slower did not reproduce on re-measurement "
-                                                                  f"(ratio {second.ratio or math.nan:.3f}, {second.verdict})"))
-    return out
-
-
 def _compare_document(base, cand, rows, exact, env_diff, regressed: bool) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -442,7 +414,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise BadValue("refusing to compare runs from different environments (--strict-env): " + "; ".join(env_diff))
     rows = compare_runs(base.results, cand.results, thresholds)
     if args.confirm:
-        rows = _confirm(rows, base, cand, thresholds)
+        from .gate import confirm
+
+        def on_case(key: str, index: int, total: int) -> None:
+            if args.format == "table":
+                print(f"re-measuring {index + 1}/{total}: {key}", file=sys.stderr, flush=True)
+
+        rows = confirm(rows, base, cand, thresholds, mode=args.confirm, base_src=args.baseline_src,
+                       cand_src=args.candidate_src, on_case=on_case)
     rows = worst_first(rows)
     exact = exact_changes(base.results, cand.results, tolerance,
                           tolerances={"instructions_per_iter": _positive_float(args.instructions_tolerance,
@@ -605,7 +584,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact-tolerance", default="0", help="relative change of params/MACs/bytes allowed (default 0)")
     p.add_argument("--instructions-tolerance", default="0.01", help="relative change of instruction counts allowed (default 0.01)")
     p.add_argument("--strict-env", action="store_true", help="refuse to compare runs from different environments")
-    p.add_argument("--confirm", action="store_true", help="re-measure the candidate of each slower case; keep it only if it reproduces")
+    p.add_argument("--confirm", nargs="?", const="doubtful", metavar="WHICH",
+                   help="measure again the doubtful cases (slower, inconclusive, or a ratio above 1 + threshold/2), or "
+                        "'all'; interleaved A/B where both sides' code can run (see --baseline-src), else the "
+                        "candidate alone")
+    p.add_argument("--baseline-src", metavar="DIR", help="a checkout of the baseline's code, for --confirm "
+                                                        "(default: this checkout, when the baseline ran its commit)")
+    p.add_argument("--candidate-src", metavar="DIR", help="a checkout of the candidate's code, for --confirm "
+                                                         "(default: this checkout, when the candidate ran its commit)")
     p.add_argument("--gate", default="all", help="what decides the exit status: all (default) or exact (exact metrics "
                                                  "only; wall time is reported, not gated)")
     p.add_argument("--format", default="table", help="table, markdown or json (default: table)")

@@ -354,6 +354,25 @@ def _sample_cuda(step: Callable[[], Any], m: Measure) -> tuple[list[int], list[i
             return device_ns, host_ns, "time cap"
 
 
+def _get_ready(case: Case, m: Measure, figures: dict[str, Any]) -> Callable[[], Any]:
+    """Build, time the cold start, run the validity checks and warm up; the figures go into ``figures``."""
+    prep = _Prepared(case)
+    step = prep.step()
+    t0 = time.perf_counter_ns()
+    step()
+    _sync(case)
+    figures["cold_start_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    figures.update(_validity(prep))
+    step = prep.step()  # the check ran in eval mode; put a training case back
+    figures["warmup_iterations"], figures["warmup_settled"] = _warm_up(step, case, m.warmup_seconds)
+    return step
+
+
+def _failure_text(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
 def measure(case: Case, m: Measure) -> Result:
     """Measure one case in this process. Never raises for a case that fails: that is a Result too."""
     started, t_start = time.time(), time.perf_counter()
@@ -368,19 +387,11 @@ def measure(case: Case, m: Measure) -> Result:
         reason = skip_reason(case)
         if reason:
             raise Skip(reason)
-        prep = _Prepared(case)
         figures: dict[str, Any] = {}
         if case.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         with _cpu_peak_rss() as rss:
-            step = prep.step()
-            t0 = time.perf_counter_ns()
-            step()
-            _sync(case)
-            figures["cold_start_ms"] = (time.perf_counter_ns() - t0) / 1e6
-            figures.update(_validity(prep))
-            step = prep.step()  # the check ran in eval mode; put a training case back
-            figures["warmup_iterations"], figures["warmup_settled"] = _warm_up(step, case, m.warmup_seconds)
+            step = _get_ready(case, m, figures)
             if case.device == "cuda":
                 device_ns, host_ns, stop = _sample_cuda(step, m)
                 figures.update(samples_ns=tuple(device_ns), host_samples_ns=tuple(host_ns), timer="cuda-event")
@@ -397,8 +408,7 @@ def measure(case: Case, m: Measure) -> Result:
     except Skip as exc:
         return done("skipped", str(exc))
     except Exception as exc:  # a failing case is a row, not a crashed suite
-        text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
-        return done("oom" if is_oom(exc) else "error", text)
+        return done("oom" if is_oom(exc) else "error", _failure_text(exc))
     failed = [name for name in ("check_channels_last", "check_dtype", "check_output") if figures.get(name) is False]
     if failed:
         detail = {"check_channels_last": "tensors are not channels_last",
@@ -420,17 +430,87 @@ def _limit_memory(extra_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, resource.RLIM_INFINITY))
 
 
-def main(argv: list[str]) -> int:
-    """``python -m bench.worker REQUEST.json RESULT.json``: what the runner starts per case."""
-    request = json.loads(Path(argv[0]).read_text())
+def _apply_request(request: dict[str, Any]) -> tuple[Case, Measure]:
     load_plugins()
-    case = Case.from_dict(request["case"])
     torch.backends.cuda.matmul.allow_tf32 = bool(request.get("tf32"))
     torch.backends.cudnn.allow_tf32 = bool(request.get("tf32"))
     torch.backends.cudnn.benchmark = bool(request.get("cudnn_benchmark"))
     if request.get("memory_limit_bytes"):
         _limit_memory(int(request["memory_limit_bytes"]))
-    result = measure(case, Measure(**request["measure"]))
+    return Case.from_dict(request["case"]), Measure(**request["measure"])
+
+
+def run_block(step: Callable[[], Any], case: Case, seconds: float) -> list[int]:
+    """Iterations for ``seconds`` (at least one), one sample each: the unit of an interleaved A/B round."""
+    samples: list[int] = []
+    deadline = time.perf_counter() + seconds
+    if case.device == "cuda":
+        while not samples or time.perf_counter() < deadline:
+            pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(5)]
+            for start, end in pairs:
+                start.record()
+                step()
+                end.record()
+            torch.cuda.synchronize()
+            samples += [round(start.elapsed_time(end) * 1e6) for start, end in pairs]
+        return samples
+    while not samples or time.perf_counter() < deadline:
+        t0 = time.perf_counter_ns()
+        step()
+        samples.append(time.perf_counter_ns() - t0)
+    return samples
+
+
+def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
+    """Interleaved measurement (``python -m bench.worker --serve``), one JSON object per line.
+
+    The first line is a request like the file of ``main``; the worker builds, checks
+    and warms up the case and answers ``{"ready": true, ...figures}``, or
+    ``{"ready": false, "status": ..., "reason": ...}``; a ``"cpus"`` list in the request pins
+    the worker to those CPUs first. Then each ``{"block": SECONDS}``
+    runs iterations for that long and answers ``{"samples_ns": [...]}``; end of input
+    ends the worker. Between blocks it waits on its input, idle, while the other side runs.
+    """
+    request = json.loads(next(lines))
+    case, m = _apply_request(request)
+    if request.get("cpus") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(request["cpus"]))
+    if case.device == "cpu":
+        torch.set_num_threads(case.threads)
+    figures: dict[str, Any] = {}
+    try:
+        reason = skip_reason(case)
+        if reason:
+            raise Skip(reason)
+        step = _get_ready(case, m, figures)
+    except Skip as exc:
+        reply({"ready": False, "status": "skipped", "reason": str(exc)})
+        return 0
+    except Exception as exc:
+        reply({"ready": False, "status": "oom" if is_oom(exc) else "error", "reason": _failure_text(exc)})
+        return 0
+    reply({"ready": True, **figures})
+    for line in lines:
+        reply({"samples_ns": run_block(step, case, float(json.loads(line)["block"]))})
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.worker REQUEST.json RESULT.json``: what the runner starts per case.
+
+    ``python -m bench.worker --serve``: the interleaved form, driven over stdin/stdout (``serve``).
+    """
+    if argv[:1] == ["--serve"]:
+        out = sys.stdout
+        sys.stdout = sys.stderr  # nothing but replies on the protocol's channel
+
+        def reply(obj: dict[str, Any]) -> None:
+            out.write(json.dumps(obj) + "\n")
+            out.flush()
+
+        return serve(iter(sys.stdin.readline, ""), reply)
+    case, m = _apply_request(json.loads(Path(argv[0]).read_text()))
+    result = measure(case, m)
     tmp = Path(argv[1] + ".tmp")
     tmp.write_text(json.dumps(result.to_dict()))
     os.replace(tmp, argv[1])

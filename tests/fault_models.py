@@ -92,3 +92,22 @@ class _Layouts(nn.Module):
 def fault_layout(**kwargs):
     """Gives a different answer in channels_last: its variants must be marked invalid."""
     return _Layouts()
+
+
+def _paced(seconds):
+    def wait(x):
+        time.sleep(seconds)
+        return x
+    return wait
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def paced_2ms(**kwargs):
+    """Sleeps 2 ms per forward: a known time, whatever the machine's speed."""
+    return _Tiny(_paced(0.002))
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def paced_3ms(**kwargs):
+    """Sleeps 3 ms per forward: 1.5x paced_2ms, a regression the gate must catch."""
+    return _Tiny(_paced(0.003))

@@ -1,0 +1,215 @@
+"""Interleaved A/B measurement: two cases timed in alternating short blocks, judged on paired rounds.
+
+Why: on a shared machine the CPU's speed drifts by tens of percent over
+seconds (other tenants, the host), so two measurements taken a minute apart
+differ by more than the regressions a gate is asked to catch. Measured here
+(2-core VM): 1 s medians of one GoogLeNet process vary with a 15% coefficient
+of variation, and consecutive windows inside one process spread as widely as
+fresh processes do. What cancels that drift is measuring both sides in the
+same moments.
+
+Method (``interleave``)
+    Both sides get a worker process of their own (``python -m bench.worker
+    --serve``, the baseline's from its own checkout when ``Arm.src`` is set),
+    built, checked and warmed up like any case, and both pinned to the same
+    CPUs. Then rounds: each side runs a block of iterations of ``block_s``
+    seconds (default 0: one iteration) while the other waits idle, the order
+    alternating AB, BA, AB, ... so a steady drift cancels too. A round gives one
+    paired value, d = log(median of the candidate block / median of the
+    baseline block). Absolute times include refilling the caches the other side
+    emptied, on both sides alike: the ratio is the result, not the milliseconds.
+
+    Why pinned: the two vCPUs of a VM run at different speeds for seconds at a
+    time (their host threads have different neighbours), and an idle process
+    wakes on the CPU it last ran on. Unpinned, two one-thread workers of the
+    same LeNet-5 differed by up to 11% (p < 1e-20) from where they happened to
+    run; pinned to one CPU, 0.998-1.020 in four tries.
+
+    ratio     = exp(median of d) (> 1: the candidate is slower)
+    ratio CI  = exp of the distribution-free 95% CI of the median of d
+                (``bench.stats.median_ci``; order statistics, no shape assumed)
+    p         = exact two-sided sign test of "median d = 0"
+    stopping  = at least ``min_rounds`` rounds, then until the CI's half-width
+                is within ``target_ci`` (in log terms, about +/- that fraction), or
+                ``max_seconds`` of blocks, or ``max_rounds``.
+
+The rounds are nearly independent where single samples are not (a slow spell
+hits both blocks of a round), which is what makes the sign test honest here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .cases import Case, Measure
+from .errors import BadValue
+from .stats import median, median_ci
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of an A/B: a case, and the checkout whose code measures it (None: this one)."""
+
+    case: Case
+    src: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The outcome of an interleaved A/B: per-round medians of both sides and what they say."""
+
+    status: str  # "ok", or the failing side's status ("error", "skipped", "oom", "timeout", "crashed")
+    reason: str = ""
+    base_ns: tuple[int, ...] = ()  # per round: median of the baseline block
+    cand_ns: tuple[int, ...] = ()
+    base_samples: int = 0  # iterations timed, all blocks together
+    cand_samples: int = 0
+    seconds: float = 0.0
+    ratio: Optional[float] = None
+    ratio_ci_low: Optional[float] = None
+    ratio_ci_high: Optional[float] = None
+    p_value: Optional[float] = None
+    log_ratios: tuple[float, ...] = field(default=(), repr=False)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.base_ns)
+
+
+def sign_test_p(values: list[float]) -> float:
+    """Exact two-sided sign test of a zero median; zeros are dropped."""
+    nonzero = [v for v in values if v != 0]
+    n = len(nonzero)
+    if n == 0:
+        return 1.0
+    k = min(sum(v > 0 for v in nonzero), sum(v < 0 for v in nonzero))
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_figures(base_ns: list[int], cand_ns: list[int]) -> dict[str, Any]:
+    d = [math.log(c / b) for b, c in zip(base_ns, cand_ns)]
+    lo, hi = median_ci(d)
+    return {"ratio": math.exp(median(d)), "ratio_ci_low": math.exp(lo) if not math.isnan(lo) else None,
+            "ratio_ci_high": math.exp(hi) if not math.isnan(hi) else None, "p_value": sign_test_p(d),
+            "log_ratios": tuple(d)}
+
+
+class _Worker:
+    """A serving worker process (``bench.worker --serve``) and its line protocol."""
+
+    def __init__(self, name: str, arm: Arm, m: Measure, request_extra: dict[str, Any]) -> None:
+        self.name = name
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        cwd = None
+        if arm.src:
+            src = Path(arm.src).resolve()
+            if not (src / "bench" / "worker.py").is_file():
+                raise BadValue(f"{arm.src!r} is not a cnnbench checkout (no bench/worker.py there)")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH", "")]))
+            cwd = str(src)
+        self.timeout = m.timeout_s
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker", "--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env,
+                                     start_new_session=True, text=True)
+        self.send({"case": arm.case.to_dict(), "measure": asdict(m), **request_extra})
+
+    def send(self, obj: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        """The next reply; raises _Gone with a status and reason when the worker dies or hangs."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        if not ready:
+            self.close()
+            raise _Gone("timeout", f"{self.name}: worker passed its {self.timeout:g} s limit and was killed")
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            err = (self.proc.stderr.read() if self.proc.stderr else "").strip().splitlines()
+            last = f": {err[-1].strip()}" if err else ""
+            if code < 0:
+                raise _Gone("crashed", f"{self.name}: worker killed by {signal.Signals(-code).name}{last}")
+            raise _Gone("crashed", f"{self.name}: worker exited with status {code} and no reply{last}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+
+class _Gone(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def shared_cpus(base: Case, cand: Case) -> Optional[list[int]]:
+    """The CPUs both workers are pinned to: the first ``threads`` this process may use (None: no pinning)."""
+    if base.device != "cpu" or not hasattr(os, "sched_getaffinity"):
+        return None
+    usable = sorted(os.sched_getaffinity(0))
+    return usable[:max(base.threads, cand.threads)]
+
+
+def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float = 0.0, min_rounds: int = 20,
+               max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
+               on_round: Callable[[int], None] = lambda n: None) -> Paired:
+    """Time ``base`` and ``cand`` in alternating blocks (see the module docstring). Never raises for a failing side."""
+    max_seconds = m.max_seconds if max_seconds is None else max_seconds
+    t0 = time.perf_counter()
+    workers: list[_Worker] = []
+    request_extra = {**(request_extra or {}), "cpus": shared_cpus(base.case, cand.case)}
+    try:
+        for name, arm in (("baseline", base), ("candidate", cand)):
+            workers.append(_Worker(name, arm, m, request_extra))
+        for worker in workers:
+            hello = worker.receive()
+            if not hello.get("ready"):
+                return Paired(status=hello.get("status", "error"), reason=f"{worker.name}: {hello.get('reason', '')}",
+                              seconds=time.perf_counter() - t0)
+        medians: tuple[list[int], list[int]] = ([], [])
+        counts = [0, 0]
+        spent = 0.0
+        while True:
+            order = (0, 1) if len(medians[0]) % 2 == 0 else (1, 0)
+            for side in order:
+                b0 = time.perf_counter()
+                workers[side].send({"block": block_s})
+                samples = workers[side].receive()["samples_ns"]
+                spent += time.perf_counter() - b0
+                medians[side].append(round(median(samples)))
+                counts[side] += len(samples)
+            n = len(medians[0])
+            on_round(n)
+            if n >= min_rounds:
+                lo, hi = median_ci([math.log(c / b) for b, c in zip(*medians)])
+                if (hi - lo) / 2 <= m.target_ci or spent >= max_seconds or n >= max_rounds:
+                    break
+        return Paired(status="ok", base_ns=tuple(medians[0]), cand_ns=tuple(medians[1]), base_samples=counts[0],
+                      cand_samples=counts[1], seconds=time.perf_counter() - t0,
+                      **paired_figures(medians[0], medians[1]))
+    except _Gone as gone:
+        return Paired(status=gone.status, reason=gone.reason, seconds=time.perf_counter() - t0)
+    finally:
+        for worker in workers:
+            worker.close()

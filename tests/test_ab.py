@@ -1,0 +1,167 @@
+"""bench/ab.py (interleaved A/B), the worker's --serve protocol, and compare --confirm (bench/gate.py)."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import gate
+from bench.ab import Arm, Paired, interleave, paired_figures, sign_test_p
+from bench.cases import Case, Measure
+from bench.cli import main
+from bench.compare import CaseComparison, Side, Thresholds
+from bench.errors import BadValue
+from bench.store import Store
+from bench.worker import Result, serve
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+FAST = Measure(min_samples=5, max_seconds=1.0, warmup_seconds=0.2, timeout_s=120)
+
+
+@pytest.fixture(autouse=True)
+def fault_models(monkeypatch):
+    monkeypatch.setenv("CNNBENCH_PLUGINS", "fault_models")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    from bench.models import load_plugins
+    load_plugins.cache_clear()
+    load_plugins()
+
+
+def case(model):
+    return Case(model, threads=1, input_shape=(1, 32, 32) if model == "lenet5" else (1, 8, 8))
+
+
+def test_sign_test_exact_values():
+    assert sign_test_p([0.1] * 8) == pytest.approx(2 / 256)
+    assert sign_test_p([0.1, -0.1] * 5) == 1.0
+    assert sign_test_p([0.1] * 9 + [-0.1]) == pytest.approx(2 * 11 / 1024)
+    assert sign_test_p([0.0, 0.0]) == 1.0
+
+
+def test_paired_figures_are_the_median_log_ratio():
+    base = [100] * 11
+    cand = [120] * 10 + [500]
+    f = paired_figures(base, cand)
+    assert f["ratio"] == pytest.approx(1.2)  # the outlier round moves nothing
+    assert f["ratio_ci_low"] == pytest.approx(1.2) and f["p_value"] < 0.01
+
+
+def test_serve_protocol_in_process():
+    replies = []
+    request = {"case": case("lenet5").to_dict(), "measure": FAST.__dict__}
+    lines = iter([json.dumps(request), json.dumps({"block": 0.02}), json.dumps({"block": 0.0})])
+    assert serve(lines, replies.append) == 0
+    hello, block, single = replies
+    assert hello["ready"] is True and hello["cold_start_ms"] > 0 and hello["warmup_iterations"] >= 2
+    assert len(block["samples_ns"]) >= 1 and all(s > 0 for s in block["samples_ns"])
+    assert len(single["samples_ns"]) == 1  # a block is at least one iteration
+
+
+def test_serve_reports_a_failing_case_instead_of_raising():
+    replies = []
+    request = {"case": case("fault_oom").to_dict(), "measure": FAST.__dict__}
+    serve(iter([json.dumps(request)]), replies.append)
+    assert replies[0]["ready"] is False and replies[0]["status"] == "oom"
+
+
+def test_interleaved_a_a_and_a_real_slowdown():
+    same = interleave(Arm(case("paced_2ms")), Arm(case("paced_2ms")), FAST, block_s=0.02, min_rounds=10)
+    assert same.status == "ok" and same.rounds >= 10
+    assert 0.9 < same.ratio < 1.1 and same.p_value > 0.01
+    slower = interleave(Arm(case("paced_2ms")), Arm(case("paced_3ms")), FAST, block_s=0.02, min_rounds=10)
+    assert 1.3 < slower.ratio < 1.7 and slower.p_value < 0.01
+    assert slower.ratio_ci_low <= slower.ratio <= slower.ratio_ci_high
+    assert slower.base_samples >= slower.rounds and slower.cand_samples >= slower.rounds
+
+
+def test_interleave_turns_a_dead_worker_into_a_status():
+    crashed = interleave(Arm(case("lenet5")), Arm(case("fault_crash")), FAST)
+    assert crashed.status == "crashed" and crashed.reason.startswith("candidate: worker killed by SIGSEGV")
+    hung = interleave(Arm(case("fault_hang")), Arm(case("lenet5")), Measure(timeout_s=3, warmup_seconds=0.1))
+    assert hung.status == "timeout" and hung.reason.startswith("baseline:")
+
+
+def test_a_src_that_is_not_a_checkout_is_refused(tmp_path):
+    with pytest.raises(BadValue, match="not a cnnbench checkout"):
+        interleave(Arm(case("lenet5"), src=str(tmp_path)), Arm(case("lenet5")), FAST)
+
+
+def side(results, commit="c0ffee", dirty=False, label="run"):
+    return Side(label, {"environment": {"git_commit": commit, "git_dirty": dirty}, "settings": {"measure": FAST.__dict__}},
+                tuple(results))
+
+
+def test_runnable_needs_this_commit_and_clean_trees(monkeypatch):
+    monkeypatch.setattr("bench.environment.git_state", lambda: ("c0ffee", False))
+    assert gate.runnable(side([]), None).ok
+    assert not gate.runnable(side([], commit="bad"), None).ok
+    assert "uncommitted" in gate.runnable(side([], dirty=True), None).why_not
+    assert "no git commit" in gate.runnable(side([], commit=None), None).why_not
+    assert gate.runnable(side([], commit="bad"), "/some/checkout") == gate.Runnable(True, "/some/checkout")
+
+
+def test_doubtful_rows():
+    t = Thresholds()
+    assert gate.doubtful(CaseComparison("k", "slower", ratio=1.2), t)
+    assert gate.doubtful(CaseComparison("k", "inconclusive"), t)
+    assert gate.doubtful(CaseComparison("k", "unchanged", ratio=1.06), t)
+    assert not gate.doubtful(CaseComparison("k", "unchanged", ratio=1.04), t)
+    assert not gate.doubtful(CaseComparison("k", "faster", ratio=0.7), t)
+
+
+def test_paired_verdicts():
+    t, before = Thresholds(), CaseComparison("k", "slower", ratio=1.3)
+    def paired(ratio, p):
+        return Paired("ok", base_ns=(10,) * 12, cand_ns=(round(10 * ratio),) * 12, ratio=ratio, p_value=p)
+    assert gate.paired_verdict("k", paired(1.25, 0.001), t, before).verdict == "slower"
+    assert gate.paired_verdict("k", paired(1.25, 0.2), t, before).verdict == "unchanged"
+    assert gate.paired_verdict("k", paired(1.02, 0.001), t, before).verdict == "unchanged"
+    assert gate.paired_verdict("k", paired(0.7, 0.001), t, before).verdict == "faster"
+    failed = gate.paired_verdict("k", Paired("crashed", reason="candidate: boom"), t, before)
+    assert failed.verdict == "inconclusive" and "boom" in failed.reason and "first pass: slower" in failed.reason
+
+
+def fabricated(model, ms):
+    """A stored result whose samples say ``ms`` whatever the code really does: a false alarm in the making."""
+    return Result(case=case(model), status="ok", samples_ns=tuple(int(ms * 1e6 * (1 + 0.001 * (i % 7)))
+                                                                  for i in range(40)))
+
+
+def test_confirm_settles_a_false_alarm_by_interleaving(tmp_path, capsys):
+    store = Store(tmp_path / "s.db")
+    ids = []
+    for ms in (2.1, 2.9):  # the same code, measured "slower" by a slow spell
+        run_id = store.new_run(suite="t", suite_json={}, environment={"git_commit": "x"}, calibration={},
+                               settings={"measure": FAST.__dict__}, cases_total=1)
+        store.add_result(run_id, fabricated("paced_2ms", ms))
+        ids.append(run_id)
+    db = str(tmp_path / "s.db")
+    assert main(["compare", *ids, "--store", db]) == 1
+    assert "slower" in capsys.readouterr().out
+    code = main(["compare", *ids, "--store", db, "--confirm", "--baseline-src", str(ROOT), "--candidate-src", str(ROOT),
+                 "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    row = doc["timing"][0]
+    assert code == 0 and row["verdict"] == "unchanged", row
+    assert "interleaved A/B" in row["reason"] and "first pass: slower" in row["reason"]
+    assert 0.9 < row["ratio"] < 1.1
+
+
+def test_confirm_without_runnable_code_says_why(tmp_path, capsys):
+    store = Store(tmp_path / "s.db")
+    ids = []
+    for ms in (2.1, 2.9):
+        run_id = store.new_run(suite="t", suite_json={}, environment={"git_commit": "0" * 40}, calibration={},
+                               settings={"measure": FAST.__dict__}, cases_total=1)
+        store.add_result(run_id, fabricated("paced_2ms", ms))
+        ids.append(run_id)
+    assert main(["compare", *ids, "--store", str(tmp_path / "s.db"), "--confirm", "--format", "json"]) == 1
+    row = json.loads(capsys.readouterr().out)["timing"][0]
+    assert row["verdict"] == "slower" and "not re-measured" in row["reason"] and "0000000000" in row["reason"]
+    assert main(["compare", *ids, "--store", str(tmp_path / "s.db"), "--confirm", "some"]) == 2
+    assert "--confirm must be one of doubtful, all, got 'some'" in capsys.readouterr().err
