@@ -1,7 +1,25 @@
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def fault_models(monkeypatch):
+    """The test-only models of tests/fault_models.py, here and in the workers (they inherit the variables)."""
+    monkeypatch.setenv("CNNBENCH_PLUGINS", "fault_models")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    from bench.models import load_plugins
+    load_plugins.cache_clear()
+    load_plugins()

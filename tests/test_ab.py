@@ -1,8 +1,6 @@
 """bench/ab.py (interleaved A/B), the worker's --serve protocol, and compare --confirm (bench/gate.py)."""
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,15 +19,7 @@ ROOT = TESTS.parent
 FAST = Measure(min_samples=5, max_seconds=1.0, warmup_seconds=0.2, timeout_s=120)
 
 
-@pytest.fixture(autouse=True)
-def fault_models(monkeypatch):
-    monkeypatch.setenv("CNNBENCH_PLUGINS", "fault_models")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    from bench.models import load_plugins
-    load_plugins.cache_clear()
-    load_plugins()
+pytestmark = pytest.mark.usefixtures("fault_models")
 
 
 def case(model):

@@ -1,6 +1,5 @@
 """bench/runner.py: isolation, fault statuses, crash-safe resume, concurrent writers (real worker processes)."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,16 +15,7 @@ from bench.store import Store, StoreError
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True)
-def fault_models(monkeypatch):
-    """Workers inherit these, so they can build the test-only models too."""
-    monkeypatch.setenv("CNNBENCH_PLUGINS", "fault_models")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    from bench.models import load_plugins
-    load_plugins.cache_clear()
-    load_plugins()
+pytestmark = pytest.mark.usefixtures("fault_models")
 
 
 def run(tmp_path, table, options=RunOptions()):
