@@ -46,6 +46,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,17 @@ def paired_figures(base_ns: list[int], cand_ns: list[int]) -> dict[str, Any]:
             "log_ratios": tuple(d)}
 
 
+def check_src(src: str) -> Path:
+    """A checkout whose code can serve one side of an interleaved A/B; BadValue otherwise."""
+    worker = Path(src).resolve() / "bench" / "worker.py"
+    if not worker.is_file():
+        raise BadValue(f"{src!r} is not a cnnbench checkout (no bench/worker.py there)")
+    if "--serve" not in worker.read_text(errors="replace"):
+        raise BadValue(f"the checkout at {src!r} predates interleaved measurement "
+                       "(its bench/worker.py has no --serve); use a newer commit")
+    return worker.parent.parent
+
+
 class _Worker:
     """A serving worker process (``bench.worker --serve``) and its line protocol."""
 
@@ -113,14 +125,13 @@ class _Worker:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         cwd = None
         if arm.src:
-            src = Path(arm.src).resolve()
-            if not (src / "bench" / "worker.py").is_file():
-                raise BadValue(f"{arm.src!r} is not a cnnbench checkout (no bench/worker.py there)")
+            src = check_src(arm.src)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH", "")]))
             cwd = str(src)
         self.timeout = m.timeout_s
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker never blocks on it
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker", "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd=cwd, env=env,
                                      start_new_session=True, text=True)
         self.send({"case": arm.case.to_dict(), "measure": asdict(m), **request_extra})
 
@@ -139,7 +150,8 @@ class _Worker:
         line = self.proc.stdout.readline()
         if not line:
             code = self.proc.wait()
-            err = (self.proc.stderr.read() if self.proc.stderr else "").strip().splitlines()
+            self.stderr.seek(0)
+            err = [line for line in self.stderr.read().splitlines() if line.strip()]
             last = f": {err[-1].strip()}" if err else ""
             if code < 0:
                 raise _Gone("crashed", f"{self.name}: worker killed by {signal.Signals(-code).name}{last}")
@@ -152,7 +164,7 @@ class _Worker:
         except ProcessLookupError:
             pass
         self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
             if stream:
                 stream.close()
 
@@ -173,12 +185,12 @@ def shared_cpus(base: Case, cand: Case) -> Optional[list[int]]:
 
 def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float = 0.0, min_rounds: int = 20,
                max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
-               on_round: Callable[[int], None] = lambda n: None) -> Paired:
+               on_round: Callable[[int], None] = lambda n: None, pin: bool = True) -> Paired:
     """Time ``base`` and ``cand`` in alternating blocks (see the module docstring). Never raises for a failing side."""
     max_seconds = m.max_seconds if max_seconds is None else max_seconds
     t0 = time.perf_counter()
     workers: list[_Worker] = []
-    request_extra = {**(request_extra or {}), "cpus": shared_cpus(base.case, cand.case)}
+    request_extra = {**(request_extra or {}), "cpus": shared_cpus(base.case, cand.case) if pin else None}
     try:
         for name, arm in (("baseline", base), ("candidate", cand)):
             workers.append(_Worker(name, arm, m, request_extra))

@@ -460,23 +460,105 @@ def cmd_import_pytest_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+CASE_FLAGS = {  # flag: help; one value each (the singular form of run's axes)
+    "device": "cpu or cuda (default: cpu)",
+    "batch_size": "default: 1",
+    "precision": "fp32, amp-bf16, amp-fp16, bf16 or fp16 (default: fp32)",
+    "memory_format": "contiguous or channels_last (default: contiguous)",
+    "mode": "infer or train (default: infer)",
+    "compiler": "eager or compile (default: eager)",
+    "threads": "CPU threads (default: all usable cores)",
+    "input_size": "C,H,W (default: the model's own)",
+}
+
+
+def _add_src_flags(p: argparse.ArgumentParser, base: str, cand: str, default: str) -> None:
+    """--baseline-src / --candidate-src: checkouts whose code measures each side of an interleaved A/B."""
+    for flag, side in (("--baseline-src", base), ("--candidate-src", cand)):
+        p.add_argument(flag, metavar="DIR", help=f"a checkout of {side} code{default}")
+
+
+def _add_case_flags(p: argparse.ArgumentParser) -> None:
+    for name, text in CASE_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), help=text)
+
+
+def _single_case(model: str, flags: dict[str, Any], command: str):
+    """The one case that a model and the singular case flags (CASE_FLAGS) name."""
+    from .cases import override, suite_from_dict
+
+    suite = suite_from_dict({"models": [model]}, name=command)
+    suite = override(suite, devices=flags.get("device"), batch_sizes=flags.get("batch_size"),
+                     precisions=flags.get("precision"), memory_formats=flags.get("memory_format"),
+                     modes=flags.get("mode"), compilers=flags.get("compiler"), threads=flags.get("threads"),
+                     input_size=flags.get("input_size"))
+    cases = suite.cases()
+    if len(cases) != 1:
+        raise BadValue(f"{command} takes one value per axis; these flags give {len(cases)} cases")
+    return cases[0]
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    """Interleaved A/B of two cases: a model against another, or against itself with other flags (--vs)."""
+    from dataclasses import asdict
+
+    from .ab import Arm, check_src, interleave
+    from .cases import Measure
+    from .compare import Thresholds
+    from .gate import paired_verdict
+
+    if args.format not in ("table", "json"):
+        raise BadValue(f"format must be one of table, json, got {args.format!r}")
+    base_flags = {name: getattr(args, name) for name in CASE_FLAGS}
+    cand_flags = dict(base_flags)
+    for item in args.vs or []:
+        name, eq, value = item.partition("=")
+        key = name.strip().replace("-", "_")
+        if not eq or key not in CASE_FLAGS or not value.strip():
+            allowed = ", ".join(n.replace("_", "-") for n in CASE_FLAGS)
+            raise BadValue(f"--vs takes FLAG=VALUE with FLAG one of {allowed}, got {item!r}")
+        cand_flags[key] = value.strip()
+    base = _single_case(args.baseline, base_flags, "ab")
+    cand = _single_case(args.candidate or args.baseline, cand_flags, "ab")
+    thresholds = Thresholds(threshold=_positive_float(args.threshold, "--threshold"),
+                            alpha=_positive_float(args.alpha, "--alpha"))
+    m = Measure(max_seconds=_positive_float(args.max_seconds, "--max-seconds"),
+                warmup_seconds=_positive_float(args.warmup_seconds, "--warmup-seconds"))
+    for src in (args.baseline_src, args.candidate_src):
+        if src:
+            check_src(src)
+    if base == cand and not (args.baseline_src or args.candidate_src):
+        print("note: both sides are the same case from the same code (an A/A check)", file=sys.stderr)
+    if args.format == "table":
+        print(f"A: {base.key}\nB: {cand.key}\ninterleaving, one iteration at a time ...", file=sys.stderr, flush=True)
+    paired = interleave(Arm(base, args.baseline_src), Arm(cand, args.candidate_src), m)
+    row = paired_verdict(f"{base.key} -> {cand.key}", paired, thresholds)
+    if args.format == "json":
+        print(render_json({**asdict(row), "baseline": base.key, "candidate": cand.key, "rounds": paired.rounds,
+                           "baseline_samples": paired.base_samples, "candidate_samples": paired.cand_samples,
+                           "status": paired.status}))
+    else:
+        if paired.status != "ok":
+            print(f"{row.verdict}: {row.reason}")
+        else:
+            print(f"A p50 {_fmt_ms(row.baseline_p50_ms)} ms, B p50 {_fmt_ms(row.candidate_p50_ms)} ms "
+                  f"(interleaved: each includes refilling caches after the other ran)")
+            print(f"B/A ratio {row.ratio:.3f} (95% CI {_fmt_ratio_ci(row)}), sign test p = {row.p_value:.2g}, "
+                  f"{paired.rounds} rounds in {paired.seconds:.1f} s")
+            print(f"verdict: {row.verdict} (threshold {100 * thresholds.threshold:g}%, alpha {thresholds.alpha:g})")
+    return 1 if row.verdict == "slower" else 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     import time as time_module
 
-    from .cases import override, suite_from_dict
     from .profiling import profile_case
 
     fmt = _check_format(args.format)
-    suite = suite_from_dict({"models": [args.model]}, name="profile")
-    suite = override(suite, devices=args.device, batch_sizes=args.batch_size, precisions=args.precision,
-                     memory_formats=args.memory_format, modes=args.mode, compilers=args.compiler,
-                     threads=args.threads, input_size=args.input_size)
-    cases = suite.cases()
-    if len(cases) != 1:
-        raise BadValue(f"profile takes one value per axis; these flags give {len(cases)} cases")
+    case = _single_case(args.model, vars(args), "profile")
     steps = int(_positive_float(args.steps, "--steps"))
     run = args.run or time_module.strftime("%Y%m%d-%H%M%S")
-    result = profile_case(cases[0], out=args.out, run=run, steps=steps)
+    result = profile_case(case, out=args.out, run=run, steps=steps)
     rows = list(result.layers)
     if fmt == "json":
         print(render_json({"case": result.case.key, "step_ms": result.step_ms, "trace_dir": str(result.trace_dir),
@@ -588,15 +670,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure again the doubtful cases (slower, inconclusive, or a ratio above 1 + threshold/2), or "
                         "'all'; interleaved A/B where both sides' code can run (see --baseline-src), else the "
                         "candidate alone")
-    p.add_argument("--baseline-src", metavar="DIR", help="a checkout of the baseline's code, for --confirm "
-                                                        "(default: this checkout, when the baseline ran its commit)")
-    p.add_argument("--candidate-src", metavar="DIR", help="a checkout of the candidate's code, for --confirm "
-                                                         "(default: this checkout, when the candidate ran its commit)")
+    _add_src_flags(p, "the baseline's", "the candidate's", " (default: this checkout, when that side ran its commit)")
     p.add_argument("--gate", default="all", help="what decides the exit status: all (default) or exact (exact metrics "
                                                  "only; wall time is reported, not gated)")
     p.add_argument("--format", default="table", help="table, markdown or json (default: table)")
     p.add_argument("--store", help="results store (default: results/cnnbench.db)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("ab", help="interleaved A/B of two cases, one iteration at a time; exit 1 if B is slower")
+    p.add_argument("baseline", metavar="MODEL_A")
+    p.add_argument("candidate", metavar="MODEL_B", nargs="?", help="default: MODEL_A (then --vs says what differs)")
+    _add_case_flags(p)
+    p.add_argument("--vs", action="append", metavar="FLAG=VALUE",
+                   help="B's case flag where it differs from A, e.g. --vs memory-format=channels_last (repeatable)")
+    _add_src_flags(p, "A's", "B's", " (default: this one)")
+    p.add_argument("--max-seconds", default="10", help="time cap on the interleaved blocks (default: 10)")
+    p.add_argument("--warmup-seconds", default="2", help="warm-up cap per side (default: 2)")
+    p.add_argument("--threshold", default="0.10", help="relative change that matters (default 0.10)")
+    p.add_argument("--alpha", default="0.01", help="significance level of the sign test (default 0.01)")
+    p.add_argument("--format", default="table", help="table or json (default: table)")
+    p.set_defaults(func=cmd_ab)
 
     p = sub.add_parser("baseline", help="baselines: compact, diffable run files meant to be committed")
     bsub = p.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=_Parser)
@@ -615,14 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("profile", help="torch.profiler traces of one case and its time per layer beside the static analysis")
     p.add_argument("model")
-    p.add_argument("--device", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", help="default: 1")
-    p.add_argument("--precision", help="fp32, amp-bf16, amp-fp16, bf16 or fp16 (default: fp32)")
-    p.add_argument("--memory-format", help="contiguous or channels_last (default: contiguous)")
-    p.add_argument("--mode", help="infer or train (default: infer)")
-    p.add_argument("--compiler", help="eager or compile (default: eager)")
-    p.add_argument("--threads", help="CPU threads (default: all usable cores)")
-    p.add_argument("--input-size", help="C,H,W (default: the model's own)")
+    _add_case_flags(p)
     p.add_argument("--steps", default="3", help="active profiler steps (default: 3)")
     p.add_argument("--out", default="results/profiles", help="trace root (default: results/profiles)")
     p.add_argument("--run", help="folder under --out for this profile (default: a timestamp)")

@@ -42,10 +42,15 @@ class Runnable:
     why_not: str = ""
 
 
-def runnable(side: Side, src: Optional[str]) -> Runnable:
-    """Whether this side's code can still be run, and from where."""
+def runnable(side: Side, src: Optional[str], flag: str = "--baseline-src") -> Runnable:
+    """Whether this side's code can still be run, and from where; ``flag`` names the option that says where."""
     if src:
         return Runnable(True, src)
+    found = _runnable_here(side)
+    return found if found.ok else Runnable(False, why_not=f"{found.why_not} ({flag} DIR names a checkout of its code)")
+
+
+def _runnable_here(side: Side) -> Runnable:
     from .environment import git_state
 
     env = side.meta.get("environment", {}) or {}
@@ -67,12 +72,14 @@ def doubtful(row: CaseComparison, t: Thresholds) -> bool:
     return row.verdict in ("unchanged", "faster") and (row.ratio or 0) > 1 + t.threshold / 2
 
 
-def paired_verdict(key: str, paired, t: Thresholds, before: CaseComparison) -> CaseComparison:
-    """The comparison row an interleaved A/B (``bench.ab.Paired``) gives."""
-    first = f"first pass: {before.verdict}" + (f", ratio {before.ratio:.3f}" if before.ratio else "")
+def paired_verdict(key: str, paired, t: Thresholds, before: Optional[CaseComparison] = None) -> CaseComparison:
+    """The comparison row an interleaved A/B (``bench.ab.Paired``) gives; ``before``: the first pass, if any."""
+    first = "" if before is None else (
+        f" (first pass: {before.verdict}" + (f", ratio {before.ratio:.3f})" if before.ratio else ")"))
     if paired.status != "ok":
-        return replace(before, verdict="inconclusive", reason=f"interleaved re-measurement failed: {paired.reason} "
-                                                              f"({first})")
+        failed = f"interleaved measurement failed: {paired.reason}{first}"
+        return CaseComparison(key, "inconclusive", reason=failed) if before is None else \
+            replace(before, verdict="inconclusive", reason=failed)
     from .stats import median
 
     figures = dict(baseline_p50_ms=median(paired.base_ns) / 1e6, candidate_p50_ms=median(paired.cand_ns) / 1e6,
@@ -83,7 +90,7 @@ def paired_verdict(key: str, paired, t: Thresholds, before: CaseComparison) -> C
         verdict = "slower"
     elif paired.ratio < 1 / (1 + t.threshold) and paired.p_value < t.alpha:
         verdict = "faster"
-    return CaseComparison(key, verdict, reason=f"interleaved A/B, {paired.rounds} rounds ({first})", **figures)
+    return CaseComparison(key, verdict, reason=f"interleaved A/B, {paired.rounds} rounds{first}", **figures)
 
 
 def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, t: Thresholds, *, mode: str = "doubtful",
@@ -95,12 +102,15 @@ def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, t: Threshold
     ``candidate_case`` maps the candidate's stored case to the one to run: a
     benchmark that stores a variant model under the baseline's key runs the variant.
     """
-    from .ab import Arm, interleave
+    from .ab import Arm, check_src, interleave
     from .runner import RunOptions, run_isolated
 
     if mode not in CONFIRM_MODES:
         raise BadValue(f"--confirm must be one of {', '.join(CONFIRM_MODES)}, got {mode!r}")
-    can_base, can_cand = runnable(base, base_src), runnable(cand, cand_src)
+    for src in (base_src, cand_src):
+        if src:
+            check_src(src)
+    can_base, can_cand = runnable(base, base_src), runnable(cand, cand_src, "--candidate-src")
     settings = cand.meta.get("settings", {}) or {}
     m = Measure(**settings["measure"]) if "measure" in settings else Measure()
     options = RunOptions(**settings["options"]) if "options" in settings else RunOptions()

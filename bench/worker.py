@@ -501,8 +501,10 @@ def main(argv: list[str]) -> int:
     ``python -m bench.worker --serve``: the interleaved form, driven over stdin/stdout (``serve``).
     """
     if argv[:1] == ["--serve"]:
-        out = sys.stdout
-        sys.stdout = sys.stderr  # nothing but replies on the protocol's channel
+        # nothing but replies on the protocol's channel: whatever else writes to fd 1 (Python or C) goes to stderr
+        out = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
 
         def reply(obj: dict[str, Any]) -> None:
             out.write(json.dumps(obj) + "\n")

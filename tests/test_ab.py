@@ -155,3 +155,39 @@ def test_confirm_without_runnable_code_says_why(tmp_path, capsys):
     assert row["verdict"] == "slower" and "not re-measured" in row["reason"] and "0000000000" in row["reason"]
     assert main(["compare", *ids, "--store", str(tmp_path / "s.db"), "--confirm", "some"]) == 2
     assert "--confirm must be one of doubtful, all, got 'some'" in capsys.readouterr().err
+
+
+AB_FAST = ["--threads", "1", "--max-seconds", "1", "--warmup-seconds", "0.2"]
+
+
+def test_ab_command_flags_a_slower_model(capsys):
+    assert main(["ab", "paced_2ms", "paced_3ms", *AB_FAST, "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verdict"] == "slower" and 1.3 < doc["ratio"] < 1.7 and doc["rounds"] >= 20
+    assert doc["baseline"].startswith("paced_2ms|") and doc["candidate"].startswith("paced_3ms|")
+
+
+def test_ab_command_varies_one_flag_and_prints_a_table(capsys):
+    assert main(["ab", "lenet5", "--vs", "memory-format=channels_last", *AB_FAST]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "B/A ratio" in out and "sign test p" in out and "verdict:" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--vs", "colour=red"], "--vs takes FLAG=VALUE with FLAG one of device, batch-size"),
+    (["--vs", "threads"], "got 'threads'"),
+    (["--vs", "batch-size=0"], "batch"),
+    (["--format", "csv"], "format must be one of table, json, got 'csv'"),
+    (["--max-seconds", "-1"], "--max-seconds"),
+])
+def test_ab_command_bad_input(capsys, argv, message):
+    assert main(["ab", "lenet5", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_checkout_without_the_serving_worker_is_refused(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "worker.py").write_text("def main(argv): ...\n")
+    with pytest.raises(BadValue, match="predates interleaved measurement"):
+        interleave(Arm(case("lenet5"), src=str(tmp_path)), Arm(case("lenet5")), FAST)
