@@ -536,6 +536,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(render_json({**asdict(row), "baseline": base.key, "candidate": cand.key, "rounds": paired.rounds,
                            "baseline_samples": paired.base_samples, "candidate_samples": paired.cand_samples,
+                           "pair_ratios": list(paired.pair_ratios),
                            "status": paired.status}))
     else:
         if paired.status != "ok":
@@ -544,7 +545,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
             print(f"A p50 {_fmt_ms(row.baseline_p50_ms)} ms, B p50 {_fmt_ms(row.candidate_p50_ms)} ms "
                   f"(interleaved: each includes refilling caches after the other ran)")
             print(f"B/A ratio {row.ratio:.3f} (95% CI {_fmt_ratio_ci(row)}), sign test p = {row.p_value:.2g}, "
-                  f"{paired.rounds} rounds in {paired.seconds:.1f} s")
+                  f"{paired.rounds} rounds in {paired.seconds:.1f} s; each pair of worker processes: "
+                  + ", ".join(f"{r:.3f}" for r in paired.pair_ratios))
             print(f"verdict: {row.verdict} (threshold {100 * thresholds.threshold:g}%, alpha {thresholds.alpha:g})")
     return 1 if row.verdict == "slower" else 0
 

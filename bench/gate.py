@@ -10,8 +10,11 @@ threshold between them, so it both cries wolf and misses. Confirmation:
                   "all": every matched case.
     both sides    runnable (see below): an interleaved A/B (``bench.ab``) decides
                   the verdict on its own paired rounds: slower if ratio > 1 +
-                  threshold and sign-test p < alpha, faster likewise, otherwise
-                  unchanged; inconclusive if a side fails.
+                  threshold and sign-test p < alpha and every pair of worker
+                  processes on its own saw a ratio above 1 + threshold/2 (an
+                  effect one pair of processes carries alone is a property of
+                  those processes, not of the code), faster likewise,
+                  otherwise unchanged; inconclusive if a side fails.
     candidate     only runnable: the candidate is measured again alone and a
                   ``slower`` verdict is kept only if it reproduces against the
                   stored baseline samples; other verdicts stand.
@@ -85,12 +88,15 @@ def paired_verdict(key: str, paired, t: Thresholds, before: Optional[CaseCompari
     figures = dict(baseline_p50_ms=median(paired.base_ns) / 1e6, candidate_p50_ms=median(paired.cand_ns) / 1e6,
                    ratio=paired.ratio, ratio_ci_low=paired.ratio_ci_low, ratio_ci_high=paired.ratio_ci_high,
                    p_value=paired.p_value)
+    pairs = paired.pair_ratios or (paired.ratio,)
     verdict = "unchanged"
-    if paired.ratio > 1 + t.threshold and paired.p_value < t.alpha:
+    if paired.ratio > 1 + t.threshold and paired.p_value < t.alpha and min(pairs) > 1 + t.threshold / 2:
         verdict = "slower"
-    elif paired.ratio < 1 / (1 + t.threshold) and paired.p_value < t.alpha:
+    elif paired.ratio < 1 / (1 + t.threshold) and paired.p_value < t.alpha and max(pairs) < 1 / (1 + t.threshold / 2):
         verdict = "faster"
-    return CaseComparison(key, verdict, reason=f"interleaved A/B, {paired.rounds} rounds{first}", **figures)
+    each = ", ".join(f"{r:.3f}" for r in pairs)
+    return CaseComparison(key, verdict, reason=f"interleaved A/B, {paired.rounds} rounds, "
+                                               f"{len(pairs)} process pairs ({each}){first}", **figures)
 
 
 def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, t: Thresholds, *, mode: str = "doubtful",

@@ -468,7 +468,8 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     and warms up the case and answers ``{"ready": true, ...figures}``, or
     ``{"ready": false, "status": ..., "reason": ...}``; a ``"cpus"`` list in the request pins
     the worker to those CPUs first. Then each ``{"block": SECONDS}``
-    runs iterations for that long and answers ``{"samples_ns": [...]}``; end of input
+    runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
+    them) and answers ``{"samples_ns": [...]}``; end of input
     ends the worker. Between blocks it waits on its input, idle, while the other side runs.
     """
     request = json.loads(next(lines))
@@ -491,7 +492,11 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
         return 0
     reply({"ready": True, **figures})
     for line in lines:
-        reply({"samples_ns": run_block(step, case, float(json.loads(line)["block"]))})
+        ask = json.loads(line)
+        samples = run_block(step, case, float(ask["block"]))
+        if ask.get("settle"):
+            time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the other side runs
+        reply({"samples_ns": samples})
     return 0
 
 

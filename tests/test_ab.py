@@ -1,6 +1,7 @@
 """bench/ab.py (interleaved A/B), the worker's --serve protocol, and compare --confirm (bench/gate.py)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,12 @@ def test_a_checkout_without_the_serving_worker_is_refused(tmp_path):
     (tmp_path / "bench" / "worker.py").write_text("def main(argv): ...\n")
     with pytest.raises(BadValue, match="predates interleaved measurement"):
         interleave(Arm(case("lenet5"), src=str(tmp_path)), Arm(case("lenet5")), FAST)
+
+
+def test_an_effect_one_process_pair_carries_alone_is_not_a_verdict():
+    t, before = Thresholds(), CaseComparison("k", "unchanged", ratio=1.0)
+    one_sided = Paired("ok", base_ns=(10,) * 20, cand_ns=(13,) * 20, ratio=1.3, p_value=1e-6, pair_ratios=(1.6, 1.02))
+    assert gate.paired_verdict("k", one_sided, t, before).verdict == "unchanged"
+    both = replace(one_sided, pair_ratios=(1.25, 1.35))
+    row = gate.paired_verdict("k", both, t, before)
+    assert row.verdict == "slower" and "2 process pairs (1.250, 1.350)" in row.reason
