@@ -330,21 +330,29 @@ def _sample_cpu(step: Callable[[], Any], m: Measure) -> tuple[list[int], str]:
             return samples, "time cap"
 
 
+def _cuda_block(step: Callable[[], Any], n: int) -> tuple[list[int], list[int]]:
+    """``n`` iterations timed by CUDA events, one synchronisation at the end: (device ns, host ns) per iteration."""
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+    host_ns: list[int] = []
+    for start, end in events:
+        h0 = time.perf_counter_ns()
+        start.record()
+        step()
+        end.record()
+        host_ns.append(time.perf_counter_ns() - h0)
+    torch.cuda.synchronize()
+    return [round(start.elapsed_time(end) * 1e6) for start, end in events], host_ns
+
+
 def _sample_cuda(step: Callable[[], Any], m: Measure) -> tuple[list[int], list[int], str]:
     device_ns: list[int] = []
     host_ns: list[int] = []
     deadline = time.perf_counter() + m.max_seconds
     block = max(5, m.min_samples)
     while True:
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(block)]
-        for start, end in events:
-            h0 = time.perf_counter_ns()
-            start.record()
-            step()
-            end.record()
-            host_ns.append(time.perf_counter_ns() - h0)
-        torch.cuda.synchronize()
-        device_ns += [round(start.elapsed_time(end) * 1e6) for start, end in events]
+        device, host = _cuda_block(step, block)
+        device_ns += device
+        host_ns += host
         n = len(device_ns)
         if n >= m.min_samples and median_ci_rel(device_ns) <= m.target_ci:
             return device_ns, host_ns, "target"
@@ -368,9 +376,12 @@ def _get_ready(case: Case, m: Measure, figures: dict[str, Any]) -> Callable[[], 
     return step
 
 
-def _failure_text(exc: BaseException) -> str:
+def _failure(exc: Exception) -> tuple[str, str]:
+    """The status and reason of a case that could not be measured: skipped, oom or error."""
+    if isinstance(exc, Skip):
+        return "skipped", str(exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}".rstrip(": ")
+    return "oom" if is_oom(exc) else "error", f"{type(exc).__name__}: {first}".rstrip(": ")
 
 
 def measure(case: Case, m: Measure) -> Result:
@@ -405,10 +416,8 @@ def measure(case: Case, m: Measure) -> Result:
         else:
             figures["cpu_peak_rss_delta_bytes"] = rss["delta"]
             figures["cpu_rss_baseline_bytes"] = rss["baseline"]
-    except Skip as exc:
-        return done("skipped", str(exc))
     except Exception as exc:  # a failing case is a row, not a crashed suite
-        return done("oom" if is_oom(exc) else "error", _failure_text(exc))
+        return done(*_failure(exc))
     failed = [name for name in ("check_channels_last", "check_dtype", "check_output") if figures.get(name) is False]
     if failed:
         detail = {"check_channels_last": "tensors are not channels_last",
@@ -446,13 +455,7 @@ def run_block(step: Callable[[], Any], case: Case, seconds: float) -> list[int]:
     deadline = time.perf_counter() + seconds
     if case.device == "cuda":
         while not samples or time.perf_counter() < deadline:
-            pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(5)]
-            for start, end in pairs:
-                start.record()
-                step()
-                end.record()
-            torch.cuda.synchronize()
-            samples += [round(start.elapsed_time(end) * 1e6) for start, end in pairs]
+            samples += _cuda_block(step, 5)[0]
         return samples
     while not samples or time.perf_counter() < deadline:
         t0 = time.perf_counter_ns()
@@ -484,11 +487,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
         if reason:
             raise Skip(reason)
         step = _get_ready(case, m, figures)
-    except Skip as exc:
-        reply({"ready": False, "status": "skipped", "reason": str(exc)})
-        return 0
     except Exception as exc:
-        reply({"ready": False, "status": "oom" if is_oom(exc) else "error", "reason": _failure_text(exc)})
+        status, reason = _failure(exc)
+        reply({"ready": False, "status": status, "reason": reason})
         return 0
     reply({"ready": True, **figures})
     for line in lines:
