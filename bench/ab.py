@@ -56,17 +56,17 @@ import json
 import math
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 from .cases import Case, Measure
 from .errors import BadValue
+from .runner import exit_reason, kill_group
 from .stats import median, median_ci
 
 
@@ -94,7 +94,6 @@ class Paired:
     ratio_ci_high: Optional[float] = None
     p_value: Optional[float] = None
     pair_ratios: tuple[float, ...] = ()  # the ratio each pair of worker processes found on its own
-    log_ratios: tuple[float, ...] = field(default=(), repr=False)
 
     @property
     def rounds(self) -> int:
@@ -116,8 +115,7 @@ def paired_figures(base_ns: list[int], cand_ns: list[int]) -> dict[str, Any]:
     d = [math.log(c / b) for b, c in zip(base_ns, cand_ns)]
     lo, hi = median_ci(d)
     return {"ratio": math.exp(median(d)), "ratio_ci_low": math.exp(lo) if not math.isnan(lo) else None,
-            "ratio_ci_high": math.exp(hi) if not math.isnan(hi) else None, "p_value": sign_test_p(d),
-            "log_ratios": tuple(d)}
+            "ratio_ci_high": math.exp(hi) if not math.isnan(hi) else None, "p_value": sign_test_p(d)}
 
 
 def check_src(src: str) -> Path:
@@ -165,19 +163,11 @@ class _Worker:
         if not line:
             code = self.proc.wait()
             self.stderr.seek(0)
-            err = [line for line in self.stderr.read().splitlines() if line.strip()]
-            last = f": {err[-1].strip()}" if err else ""
-            if code < 0:
-                raise _Gone("crashed", f"{self.name}: worker killed by {signal.Signals(-code).name}{last}")
-            raise _Gone("crashed", f"{self.name}: worker exited with status {code} and no reply{last}")
+            raise _Gone("crashed", f"{self.name}: {exit_reason(code, self.stderr.read(), 'reply')}")
         return json.loads(line)
 
     def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        kill_group(self.proc)
         for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
             if stream:
                 stream.close()

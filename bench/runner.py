@@ -100,23 +100,28 @@ def run_isolated(case: Case, m: Measure, options: RunOptions) -> Result:
         try:
             _, err = proc.communicate(timeout=m.timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             return failed("timeout", f"worker passed its {m.timeout_s:g} s limit and was killed")
         except BaseException:  # Ctrl-C or the runner being stopped: take the worker down too
-            _kill_group(proc)
+            kill_group(proc)
             raise
         if answer.exists():
             return Result.from_dict(json.loads(answer.read_text()))
-        tail = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
-        last = f": {tail[-1].strip()}" if tail else ""
-        if proc.returncode < 0:
-            name = _signal_name(-proc.returncode)
-            hint = " (the kernel's OOM killer sends this)" if name == "SIGKILL" else ""
-            return failed("crashed", f"worker killed by {name}{hint}{last}")
-        return failed("crashed", f"worker exited with status {proc.returncode} and no result{last}")
+        return failed("crashed", exit_reason(proc.returncode, err.decode(errors="replace"), "result"))
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def exit_reason(returncode: int, stderr: str, missing: str) -> str:
+    """Why a worker ended without its ``missing`` (result, reply): the signal or status, and stderr's last line."""
+    tail = [line for line in stderr.splitlines() if line.strip()]
+    last = f": {tail[-1].strip()}" if tail else ""
+    if returncode < 0:
+        name = _signal_name(-returncode)
+        hint = " (the kernel's OOM killer sends this)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint}{last}"
+    return f"worker exited with status {returncode} and no {missing}{last}"
+
+
+def kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
