@@ -390,7 +390,6 @@ def _render_compare(doc: dict[str, Any], rows, exact, fmt: str) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import (
-        Thresholds,
         compare_runs,
         env_differences,
         exact_changes,
@@ -399,9 +398,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.format not in ("table", "markdown", "json"):
         raise BadValue(f"format must be one of table, markdown, json, got {args.format!r}")
-    thresholds = Thresholds(threshold=_positive_float(args.threshold, "--threshold"),
-                            alpha=_positive_float(args.alpha, "--alpha"),
-                            noise_limit=_positive_float(args.noise_limit, "--noise-limit"))
+    thresholds = _thresholds(args, noise_limit=_positive_float(args.noise_limit, "--noise-limit"))
     try:
         tolerance = float(args.exact_tolerance)
     except ValueError:
@@ -472,6 +469,19 @@ CASE_FLAGS = {  # flag: help; one value each (the singular form of run's axes)
 }
 
 
+def _add_threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
+    p.add_argument("--threshold", default="0.10", help="relative change of the median that matters (default 0.10)")
+    p.add_argument("--alpha", default="0.01", help=f"significance level of the {test} (default 0.01)")
+
+
+def _thresholds(args: argparse.Namespace, **more: float):
+    """The verdict thresholds that _add_threshold_flags declared, checked."""
+    from .compare import Thresholds
+
+    return Thresholds(threshold=_positive_float(args.threshold, "--threshold"),
+                      alpha=_positive_float(args.alpha, "--alpha"), **more)
+
+
 def _add_src_flags(p: argparse.ArgumentParser, base: str, cand: str, default: str) -> None:
     """--baseline-src / --candidate-src: checkouts whose code measures each side of an interleaved A/B."""
     for flag, side in (("--baseline-src", base), ("--candidate-src", cand)):
@@ -504,7 +514,6 @@ def cmd_ab(args: argparse.Namespace) -> int:
 
     from .ab import Arm, check_src, interleave
     from .cases import Measure
-    from .compare import Thresholds
     from .gate import paired_verdict
 
     if args.format not in ("table", "json"):
@@ -520,8 +529,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         cand_flags[key] = value.strip()
     base = _single_case(args.baseline, base_flags, "ab")
     cand = _single_case(args.candidate or args.baseline, cand_flags, "ab")
-    thresholds = Thresholds(threshold=_positive_float(args.threshold, "--threshold"),
-                            alpha=_positive_float(args.alpha, "--alpha"))
+    thresholds = _thresholds(args)
     m = Measure(max_seconds=_positive_float(args.max_seconds, "--max-seconds"),
                 warmup_seconds=_positive_float(args.warmup_seconds, "--warmup-seconds"))
     for src in (args.baseline_src, args.candidate_src):
@@ -662,8 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="compare two runs (ids, 'latest' or run files); exit 1 on a regression")
     p.add_argument("baseline", metavar="BASELINE")
     p.add_argument("candidate", metavar="CANDIDATE")
-    p.add_argument("--threshold", default="0.10", help="relative change of the median that matters (default 0.10)")
-    p.add_argument("--alpha", default="0.01", help="significance level of the Mann-Whitney test (default 0.01)")
+    _add_threshold_flags(p, "Mann-Whitney test")
     p.add_argument("--noise-limit", default="0.25", help="IQR/median above which a side is inconclusive (default 0.25)")
     p.add_argument("--exact-tolerance", default="0", help="relative change of params/MACs/bytes allowed (default 0)")
     p.add_argument("--instructions-tolerance", default="0.01", help="relative change of instruction counts allowed (default 0.01)")
@@ -688,8 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_src_flags(p, "A's", "B's", " (default: this one)")
     p.add_argument("--max-seconds", default="10", help="time cap on the interleaved blocks (default: 10)")
     p.add_argument("--warmup-seconds", default="2", help="warm-up cap per side (default: 2)")
-    p.add_argument("--threshold", default="0.10", help="relative change that matters (default 0.10)")
-    p.add_argument("--alpha", default="0.01", help="significance level of the sign test (default 0.01)")
+    _add_threshold_flags(p, "sign test")
     p.add_argument("--format", default="table", help="table or json (default: table)")
     p.set_defaults(func=cmd_ab)
 

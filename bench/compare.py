@@ -102,11 +102,17 @@ def compare_samples(key: str, base_ns: Sequence[int], cand_ns: Sequence[int], t:
         if iqr(xs) / m > t.noise_limit:
             return CaseComparison(key, "inconclusive", reason=f"the {side} is too noisy (IQR {100 * iqr(xs) / m:.0f}% "
                                                               f"of its median, limit {100 * t.noise_limit:.0f}%)", **figures)
-    if ratio > 1 + t.threshold and p < t.alpha:
-        return CaseComparison(key, "slower", **figures)
-    if ratio < 1 / (1 + t.threshold) and p < t.alpha:
-        return CaseComparison(key, "faster", **figures)
-    return CaseComparison(key, "unchanged", **figures)
+    return CaseComparison(key, timing_verdict(ratio, p, t), **figures)
+
+
+def timing_verdict(ratio: float, p: float, t: Thresholds, each: Sequence[float] = ()) -> str:
+    """slower: ratio > 1 + threshold and p < alpha (and every ratio in ``each``, from separately measured
+    parts such as pairs of worker processes, above 1 + threshold/2); faster: the mirror image; else unchanged."""
+    if p < t.alpha and ratio > 1 + t.threshold and all(r > 1 + t.threshold / 2 for r in each):
+        return "slower"
+    if p < t.alpha and ratio < 1 / (1 + t.threshold) and all(r < 1 / (1 + t.threshold / 2) for r in each):
+        return "faster"
+    return "unchanged"
 
 
 def compare_runs(baseline: Sequence[Result], candidate: Sequence[Result],

@@ -32,8 +32,9 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 from .cases import Case, Measure
-from .compare import CaseComparison, Side, Thresholds, compare_samples
+from .compare import CaseComparison, Side, Thresholds, compare_samples, timing_verdict
 from .errors import BadValue
+from .stats import median
 
 CONFIRM_MODES = ("doubtful", "all")
 
@@ -83,17 +84,11 @@ def paired_verdict(key: str, paired, t: Thresholds, before: Optional[CaseCompari
         failed = f"interleaved measurement failed: {paired.reason}{first}"
         return CaseComparison(key, "inconclusive", reason=failed) if before is None else \
             replace(before, verdict="inconclusive", reason=failed)
-    from .stats import median
-
     figures = dict(baseline_p50_ms=median(paired.base_ns) / 1e6, candidate_p50_ms=median(paired.cand_ns) / 1e6,
                    ratio=paired.ratio, ratio_ci_low=paired.ratio_ci_low, ratio_ci_high=paired.ratio_ci_high,
                    p_value=paired.p_value)
     pairs = paired.pair_ratios or (paired.ratio,)
-    verdict = "unchanged"
-    if paired.ratio > 1 + t.threshold and paired.p_value < t.alpha and min(pairs) > 1 + t.threshold / 2:
-        verdict = "slower"
-    elif paired.ratio < 1 / (1 + t.threshold) and paired.p_value < t.alpha and max(pairs) < 1 / (1 + t.threshold / 2):
-        verdict = "faster"
+    verdict = timing_verdict(paired.ratio, paired.p_value, t, each=pairs)
     each = ", ".join(f"{r:.3f}" for r in pairs)
     return CaseComparison(key, verdict, reason=f"interleaved A/B, {paired.rounds} rounds, "
                                                f"{len(pairs)} process pairs ({each}){first}", **figures)
@@ -123,13 +118,15 @@ def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, t: Threshold
     request_extra = {"tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark}
     base_by_key = {r.case.key: r for r in base.results}
     cand_by_key = {r.case.key: r for r in cand.results}
-    chosen = [row for row in rows if row.verdict not in ("new", "missing") and (mode == "all" or doubtful(row, t))]
+    chosen = {row.key for row in rows if row.verdict not in ("new", "missing") and (mode == "all" or doubtful(row, t))}
     out = []
+    measured = 0
     for row in rows:
-        if row not in chosen:
+        if row.key not in chosen:
             out.append(row)
             continue
-        on_case(row.key, chosen.index(row), len(chosen))
+        on_case(row.key, measured, len(chosen))
+        measured += 1
         if not can_cand.ok:
             out.append(replace(row, reason=_join(row.reason, f"not re-measured: {can_cand.why_not}")))
         elif can_base.ok:
