@@ -1,8 +1,19 @@
 """cnnbench: a comparative benchmarking and profiling harness for classic CNNs.
 
-The pipeline, one file a job: ``models`` (names and shapes) -> ``analysis``
-(static params, MACs, memory on the meta device) -> ``environment`` (what a
-figure was measured on) -> ``table`` (rendering) -> ``cli``.
+The flow, one module a job (imports run down this list, never up):
+
+    what to measure    zoo (model names, plugins) -> analysis (static params, MACs, bytes; catalog caches
+                       it for `list`) -> cases (the case axes, Case, Measure) -> suites (products of axes)
+    measuring          prepare (build, cast, check, warm up) -> worker (time one case in its own process;
+                       --serve for interleaved blocks) -> processes (start, pin, kill workers) -> runner
+                       (a suite, case by case) and ab (two cases interleaved); calibrate, instructions,
+                       profiling beside them; environment says what it all ran on
+    keeping            record (Result, statuses; no torch) -> store (SQLite or any SQLAlchemy URL),
+                       runfile (versioned JSON), results (tidy DataFrames), pytest_import
+    reading            stats (every statistical method) -> compare (verdicts, the gate's rule) ->
+                       confirm (compare --confirm) ; report (the HTML page)
+    the edges          values (every user-typed value checked once), errors (the one error tree),
+                       precision (the precision table), table and views (terminal output), cli
 """
 
 __version__ = "0.1.0"

@@ -54,20 +54,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import select
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any, Optional
 
+from .processes import exit_reason, kill_group, shared_cpus, start
 from .cases import Case, Measure
-from .errors import BadValue
-from .runner import exit_reason, kill_group
-from .stats import median, median_ci
+from .stats import median, median_ci, paired_figures
 
 
 @dataclass(frozen=True)
@@ -86,8 +82,8 @@ class Paired:
     reason: str = ""
     base_ns: tuple[int, ...] = ()  # per round: median of the baseline block
     cand_ns: tuple[int, ...] = ()
-    base_samples: int = 0  # iterations timed, all blocks together
-    cand_samples: int = 0
+    base_iterations: int = 0  # iterations timed, all blocks together
+    cand_iterations: int = 0
     seconds: float = 0.0
     ratio: Optional[float] = None
     ratio_ci_low: Optional[float] = None
@@ -100,51 +96,15 @@ class Paired:
         return len(self.base_ns)
 
 
-def sign_test_p(values: list[float]) -> float:
-    """Exact two-sided sign test of a zero median; zeros are dropped."""
-    nonzero = [v for v in values if v != 0]
-    n = len(nonzero)
-    if n == 0:
-        return 1.0
-    k = min(sum(v > 0 for v in nonzero), sum(v < 0 for v in nonzero))
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
-def paired_figures(base_ns: list[int], cand_ns: list[int]) -> dict[str, Any]:
-    d = [math.log(c / b) for b, c in zip(base_ns, cand_ns)]
-    lo, hi = median_ci(d)
-    return {"ratio": math.exp(median(d)), "ratio_ci_low": math.exp(lo) if not math.isnan(lo) else None,
-            "ratio_ci_high": math.exp(hi) if not math.isnan(hi) else None, "p_value": sign_test_p(d)}
-
-
-def check_src(src: str) -> Path:
-    """A checkout whose code can serve one side of an interleaved A/B; BadValue otherwise."""
-    worker = Path(src).resolve() / "bench" / "worker.py"
-    if not worker.is_file():
-        raise BadValue(f"{src!r} is not a cnnbench checkout (no bench/worker.py there)")
-    if "--serve" not in worker.read_text(errors="replace"):
-        raise BadValue(f"the checkout at {src!r} predates interleaved measurement "
-                       "(its bench/worker.py has no --serve); use a newer commit")
-    return worker.parent.parent
-
-
 class _Worker:
     """A serving worker process (``bench.worker --serve``) and its line protocol."""
 
     def __init__(self, name: str, arm: Arm, m: Measure, request_extra: dict[str, Any]) -> None:
         self.name = name
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        cwd = None
-        if arm.src:
-            src = check_src(arm.src)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH", "")]))
-            cwd = str(src)
         self.timeout = m.timeout_s
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker never blocks on it
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker", "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd=cwd, env=env,
-                                     start_new_session=True, text=True)
+        self.proc = start("bench.worker", ["--serve"], src=arm.src, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.send({"case": arm.case.to_dict(), "measure": asdict(m), **request_extra})
 
     def send(self, obj: dict[str, Any]) -> None:
@@ -182,14 +142,6 @@ class _Gone(Exception):
 SETTLE_S = 0.005  # after a multi-threaded CPU block: OpenMP's idle threads spin for about 1-3 ms
 
 
-def shared_cpus(base: Case, cand: Case) -> Optional[list[int]]:
-    """The CPUs both workers are pinned to: the first ``threads`` this process may use (None: no pinning)."""
-    if base.device != "cpu" or not hasattr(os, "sched_getaffinity"):
-        return None
-    usable = sorted(os.sched_getaffinity(0))
-    return usable[:max(base.threads, cand.threads)]
-
-
 def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float = 0.0, min_rounds: int = 20,
                max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
                pin: bool = True, settle_s: Optional[float] = None, processes: int = 2) -> Paired:
@@ -222,8 +174,8 @@ def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float =
             pair_ratios.append(paired_figures(base_ns, cand_ns)["ratio"])
     except _Gone as gone:
         return Paired(status=gone.status, reason=gone.reason, seconds=time.perf_counter() - t0)
-    return Paired(status="ok", base_ns=tuple(medians[0]), cand_ns=tuple(medians[1]), base_samples=counts[0],
-                  cand_samples=counts[1], seconds=time.perf_counter() - t0, pair_ratios=tuple(pair_ratios),
+    return Paired(status="ok", base_ns=tuple(medians[0]), cand_ns=tuple(medians[1]), base_iterations=counts[0],
+                  cand_iterations=counts[1], seconds=time.perf_counter() - t0, pair_ratios=tuple(pair_ratios),
                   **paired_figures(medians[0], medians[1]))
 
 

@@ -42,12 +42,14 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from .errors import BadValue, ShapeMismatch
 from classic_cnns import build_on_meta
 
-from .models import InputShape, resolve
+from .errors import BadValue, ShapeMismatch, first_line
+from .precision import DTYPE_BYTES
+from .values import InputShape
+from .zoo import resolve
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_BYTES}
 ROOT = "(model)"
 
 
@@ -191,11 +193,6 @@ def _saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return sum(seen.values())
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def analyse(
     name: str,
     *,
@@ -224,7 +221,7 @@ def analyse(
             model(x)
     except Exception as exc:  # a shape the network cannot take, whatever layer says so
         raise ShapeMismatch(
-            f"input shape {'x'.join(map(str, shape))!r} does not fit model {name!r} ({_first_line(exc)}); "
+            f"input shape {'x'.join(map(str, shape))!r} does not fit model {name!r} ({first_line(exc)}); "
             f"its default is {'x'.join(map(str, entry.input_shape))}"
         ) from None
     finally:
@@ -234,7 +231,7 @@ def analyse(
         try:
             saved = _saved_bytes(model, x)
         except Exception as exc:  # e.g. GoogLeNet's auxiliary heads need 224x224, its main path does not
-            notes.append(f"no train-mode figures at this shape: {_first_line(exc)}")
+            notes.append(f"no train-mode figures at this shape: {first_line(exc)}")
 
     modules = dict(model.named_modules())
     params_of = {path or ROOT: sum(p.numel() for p in m.parameters(recurse=False)) for path, m in modules.items()}
@@ -274,3 +271,16 @@ def analyse(
 
 def share(part: int, whole: int) -> float:
     return part / whole if whole else math.nan
+
+
+def layer_rows(a: Analysis) -> list[dict[str, Any]]:
+    """The per-layer table of ``cnnbench inspect``: each layer's figures and its shares of the totals."""
+    return [
+        {
+            "layer": layer.path, "type": layer.type, "output_shape": layer.output_shape,
+            "params": layer.params, "macs": layer.macs, "activation_bytes": layer.activation_bytes,
+            "macs_share": share(layer.macs, a.macs),
+            "activation_share": share(layer.activation_bytes, a.activation_bytes),
+        }
+        for layer in a.layers
+    ]

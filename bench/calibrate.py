@@ -13,19 +13,20 @@ from typing import Any
 
 import torch
 
-from .worker import COMPUTE_DTYPE
+from .precision import compute_dtype
+from .prepare import dtype
 
 
 def calibration_key(device: str, dtype: str, threads: int) -> str:
     return f"{device}/{dtype}/t{threads}"
 
 
-def matmul_peak_gflop_s(device: str, dtype: torch.dtype, threads: int, seconds: float = 0.5) -> float:
+def matmul_peak_gflop_s(device: str, dtype_: torch.dtype, threads: int, seconds: float = 0.5) -> float:
     n = 8192 if device == "cuda" else 2048
     if device == "cpu":
         torch.set_num_threads(threads)
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+    a = torch.randn(n, n, device=device).to(dtype_)
+    b = torch.randn(n, n, device=device).to(dtype_)
     best = float("inf")
     deadline = time.perf_counter() + seconds
     repeats = 0
@@ -49,11 +50,11 @@ def calibrate(cases: list[Any], seconds: float = 0.5) -> dict[str, float]:
         for case in cases:
             if case.device == "cuda" and not torch.cuda.is_available():
                 continue
-            dtype = COMPUTE_DTYPE[case.precision]
-            key = calibration_key(case.device, str(dtype).replace("torch.", ""), case.threads)
+            name = compute_dtype(case.precision)
+            key = calibration_key(case.device, name, case.threads)
             if key not in peaks:
                 try:
-                    peaks[key] = round(matmul_peak_gflop_s(case.device, dtype, case.threads, seconds), 2)
+                    peaks[key] = round(matmul_peak_gflop_s(case.device, dtype(name), case.threads, seconds), 2)
                 except RuntimeError:  # a dtype the device cannot multiply: no peak to compare with
                     continue
     finally:

@@ -19,15 +19,15 @@ red CI, and a 30% change with overlapping noisy samples is not proven.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Optional, Sequence
 
-import numpy as np
+from .record import Result, tally
+from .stats import bootstrap_ratio_ci, iqr, mann_whitney_p, median
 
-from .stats import iqr, median
-from .worker import Result
-
-VERDICTS = ("slower", "faster", "unchanged", "inconclusive", "new", "missing")
+VERDICTS = ("slower", "inconclusive", "unchanged", "faster", "missing", "new")  # worst first
+CONFIRM_MODES = ("doubtful", "all")  # which cases compare --confirm measures again (bench.confirm)
+GATES = ("all", "exact")  # what decides a comparison's exit status: timing and exact metrics, or exact only
 
 
 @dataclass(frozen=True)
@@ -49,39 +49,6 @@ class CaseComparison:
     ratio_ci_high: Optional[float] = None
     p_value: Optional[float] = None
     reason: str = ""
-
-
-def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided p-value of the Mann-Whitney U test (normal approximation, tie and continuity corrected)."""
-    n1, n2 = len(a), len(b)
-    if n1 == 0 or n2 == 0:
-        return math.nan
-    values = np.concatenate([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
-    order = values.argsort(kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(average, counts)
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
-    n = n1 + n2
-    tie_term = float(((counts**3) - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
-    sigma = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term))
-    if sigma == 0:
-        return 1.0
-    z = (abs(u1 - n1 * n2 / 2.0) - 0.5) / sigma
-    return math.erfc(max(z, 0.0) / math.sqrt(2))
-
-
-def bootstrap_ratio_ci(base: Sequence[float], cand: Sequence[float], *, n_boot: int = 2000,
-                       seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(base, dtype=float), np.asarray(cand, dtype=float)
-    ma = np.median(rng.choice(a, size=(n_boot, len(a))), axis=1)
-    mb = np.median(rng.choice(b, size=(n_boot, len(b))), axis=1)
-    ratios = mb / ma
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
 def compare_samples(key: str, base_ns: Sequence[int], cand_ns: Sequence[int], t: Thresholds) -> CaseComparison:
@@ -180,8 +147,23 @@ def env_differences(base_env: dict, cand_env: dict) -> list[str]:
             for key in ENV_KEYS if base_env.get(key) != cand_env.get(key)]
 
 
-_ORDER = {"slower": 0, "inconclusive": 2, "unchanged": 3, "faster": 4, "missing": 5, "new": 6}
-
-
 def worst_first(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
-    return sorted(rows, key=lambda c: (_ORDER[c.verdict], -(c.ratio or 0.0), c.key))
+    """Verdicts in ``VERDICTS`` order, then the largest ratio first, then by key."""
+    return sorted(rows, key=lambda c: (VERDICTS.index(c.verdict), -(c.ratio or 0.0), c.key))
+
+
+def regressed(rows: Sequence[CaseComparison], exact: Sequence[ExactChange], gate: str = "all") -> bool:
+    """The gate's rule: a regression is an exact metric changed beyond its tolerance, or (``gate="all"``)
+    a timing verdict of slower."""
+    return (gate == "all" and any(r.verdict == "slower" for r in rows)) or any(e.failed for e in exact)
+
+
+def document(base: Side, cand: Side, rows: Sequence[CaseComparison], exact: Sequence[ExactChange],
+             env_diff: Sequence[str], gate: str = "all") -> dict[str, Any]:
+    """The whole comparison as one JSON-ready document (``compare --format json``)."""
+    return {
+        "baseline": base.label, "candidate": cand.label, "environment_differences": list(env_diff),
+        "verdicts": tally(r.verdict for r in rows), "timing": [asdict(r) for r in rows],
+        "exact": [{**asdict(e), "relative": e.relative} for e in exact],
+        "regressed": regressed(rows, exact, gate),
+    }

@@ -3,7 +3,7 @@
 Method: ``torch.utils.benchmark.Timer.collect_callgrind`` (as PyTorch's own
 instruction-count benchmarks do) runs a fresh Python under
 ``valgrind --tool=callgrind`` with collection off, builds the case exactly as the
-worker does (``bench.worker._Prepared``: same seed, weights, input, precision,
+worker does (``bench.prepare.Prepared``: same seed, weights, input, precision,
 format, mode), runs one step untimed, then switches collection on for
 ``iterations`` steps. The count is the denoised total (CPython's dictionary and
 allocator noise removed) divided by ``iterations``. Single-threaded, CPU only.
@@ -45,10 +45,10 @@ def count(case: Case, iterations: int = 5) -> tuple[Optional[float], str]:
     setup = "\n".join([
         "import json",
         "from bench.cases import Case",
-        "from bench.models import load_plugins",
-        "from bench.worker import _Prepared",
+        "from bench.prepare import Prepared",
+        "from bench.zoo import load_plugins",
         "load_plugins()",
-        f"prep = _Prepared(Case.from_dict(json.loads({json.dumps(json.dumps(case.to_dict()))})))",
+        f"prep = Prepared(Case.from_dict(json.loads({json.dumps(json.dumps(case.to_dict()))})))",
         "step = prep.step()",
         "step()",
     ])

@@ -1,6 +1,6 @@
 """Profiling one case with torch.profiler, and measured time per layer beside the static analysis.
 
-Method: the case is built exactly as the worker builds it (``bench.worker._Prepared``)
+Method: the case is built exactly as the worker builds it (``bench.prepare.Prepared``)
 and stepped under ``torch.profiler.profile`` with a wait=1, warmup=1,
 active=``steps`` schedule, CPU (and CUDA where the case runs there) activities,
 shapes and memory recorded. Traces go through
@@ -31,10 +31,12 @@ from typing import Any, Optional
 
 import torch
 
-from .analysis import DTYPES, analyse
-from .cases import Case, weight_dtype
-from .errors import BadValue
-from .worker import _Prepared, skip_reason
+from .analysis import analyse
+from .cases import Case
+from .errors import BadValue, cannot
+from .precision import DTYPE_BYTES, weight_dtype
+from .prepare import Prepared, skip_reason
+from .zoo import load_plugins
 
 SCOPE = "layer::"
 STEP = "cnnbench::step"
@@ -91,7 +93,7 @@ def _writable(folder: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise BadValue(f"cannot write profiles under {str(folder)!r}: {exc.strerror}") from None
+        raise cannot(f"write profiles under {str(folder)!r}", exc) from None
 
 
 def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str = "adhoc",
@@ -103,7 +105,7 @@ def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str
     _writable(trace_dir)
     if case.device == "cpu":
         torch.set_num_threads(case.threads)
-    prep = _Prepared(case)
+    prep = Prepared(case)
     train_step = prep.step()
     train_step()  # cold start and compilation stay out of the profile
 
@@ -204,7 +206,7 @@ def _join(case: Case, measured_ms: dict[str, float], backward_ms: Optional[dict[
           step_ms: float) -> tuple[dict[str, Any], ...]:
     dtype = weight_dtype(case.precision)
     static = analyse(case.model, batch_size=case.batch_size, input_shape=case.input_shape, dtype=dtype, training=False)
-    itemsize = DTYPES[dtype].itemsize
+    itemsize = DTYPE_BYTES[dtype]
     rows = []
     for layer in static.layers:
         if layer.path not in measured_ms:
@@ -227,6 +229,36 @@ def _join(case: Case, measured_ms: dict[str, float], backward_ms: Optional[dict[
 def read_trace(path: "str | Path") -> dict[str, Any]:
     with gzip.open(path, "rt") as fh:
         return json.load(fh)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.profiling REQUEST.json``: what ``run --profile`` starts per measured case.
+
+    The request is ``{"case": Case.to_dict(), "out": trace root, "run": folder, "steps": N}``; the
+    profile lands as ``profile_case`` writes it; a failure ends with its line on stderr and status 1.
+    """
+    import sys
+
+    from .errors import CnnbenchError, first_line
+
+    request = json.loads(Path(argv[0]).read_text())
+    try:
+        load_plugins()
+        profile_case(Case.from_dict(request["case"]), out=request["out"], run=request["run"],
+                     steps=int(request.get("steps", 3)))
+    except CnnbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the runner reports it in the case's row
+        print(f"error: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
 
 
 __all__ = ["ProfileResult", "profile_case", "read_trace", "case_slug", "summary", "load_summaries"]

@@ -15,8 +15,8 @@ from typing import Any
 from .cases import Case
 from .errors import BadValue
 from .runfile import read_json
+from .record import Result
 from .store import Store
-from .worker import Result
 
 
 def import_file(store: Store, path: str) -> str:

@@ -22,9 +22,10 @@ import pytest
 def cnnbench_case(benchmark) -> Callable[..., Any]:
     from .cases import Case, Measure, all_cores
     from .errors import BadValue
-    from .models import resolve
+    from .prepare import Prepared, skip_reason, validity, warm_up
+    from .record import failed_checks
     from .runner import static_figures
-    from .worker import _Prepared, _validity, _warm_up, skip_reason
+    from .zoo import resolve
 
     def measure_case(model: str, **axes: Any) -> Any:
         axes.setdefault("threads", all_cores())
@@ -33,13 +34,12 @@ def cnnbench_case(benchmark) -> Callable[..., Any]:
         reason = skip_reason(case)
         if reason:
             pytest.skip(reason)
-        prep = _Prepared(case)
-        checks = _validity(prep)
-        failed = [k for k in ("check_channels_last", "check_dtype", "check_output") if checks.get(k) is False]
+        prep = Prepared(case)
+        failed = failed_checks(validity(prep))
         if failed:
             raise BadValue(f"case {case.key} fails its validity checks: {', '.join(failed)}")
         step = prep.step()
-        _warm_up(step, case, Measure().warmup_seconds)
+        warm_up(step, case, Measure().warmup_seconds)
         benchmark.extra_info.update({"cnnbench_case": case.to_dict(), "case_key": case.key,
                                      **{k: v for k, v in static_figures(case).items() if v is not None}})
         benchmark.group = case.model

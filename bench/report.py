@@ -20,16 +20,15 @@ from typing import Any, Optional, Sequence
 import jinja2
 import pandas as pd
 
-from .analysis import DTYPES
-from .cases import weight_dtype
 from .compare import CaseComparison, Thresholds, compare_runs
-from .errors import BadValue
+from .errors import BadValue, StoreError, cannot
+from .precision import DTYPE_BYTES, weight_dtype
+from .record import STATUSES, Result
 from .results import result_row
-from .store import Store, StoreError
-from .worker import Result
+from .store import Store
 
 REFERENCE = "fp32/contiguous/eager"
-NOT_OK = ("oom", "crashed", "timeout", "skipped", "invalid", "noisy", "error")
+NOT_OK = tuple(status for status in STATUSES if status != "ok")
 MIB = 2**20
 NUMERIC = ("params", "macs", "flops", "step_flops", "activation_bytes", "saved_bytes", "cpu_peak_rss_delta_bytes",
            "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes", "throughput_img_s", "latency_ms_p50")
@@ -81,20 +80,30 @@ def _svg(fig) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _grid(n: int, cols: int = 3) -> tuple[int, int]:
-    cols = max(1, min(cols, n))
-    return math.ceil(n / cols), cols
+def _facets(keys: Sequence[Any], cols: int, panel_w: float, panel_h: float) -> tuple[Any, list[tuple[Any, Any]]]:
+    """A figure with one panel per key, at most ``cols`` to a row, unused panels removed: (figure, [(axes, key)])."""
+    plt, _ = _mpl()
+    cols = max(1, min(cols, len(keys)))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_w * cols, panel_h * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(keys):]:
+        ax.remove()
+    return fig, list(zip(flat, keys))
+
+
+def _finish(fig) -> str:
+    fig.tight_layout()
+    return _svg(fig)
 
 
 def plot_throughput(frame: pd.DataFrame, multi_run: bool) -> Optional[str]:
     data = frame[frame["throughput_img_s"].notna()]
     if data.empty:
         return None
-    plt, sns = _mpl()
-    models = sorted(data["model"].unique())
-    rows, cols = _grid(len(models))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    for ax, model in zip(axes.flat, models):
+    _, sns = _mpl()
+    fig, panels = _facets(sorted(data["model"].unique()), 3, 4.2, 3.2)
+    for ax, model in panels:
         part = data[data["model"] == model].sort_values("batch_size")
         sns.lineplot(part, x="batch_size", y="throughput_img_s", hue="variant", style="run_id" if multi_run else None,
                      markers=True, marker=None if multi_run else "o", ax=ax, errorbar=None)
@@ -102,10 +111,7 @@ def plot_throughput(frame: pd.DataFrame, multi_run: bool) -> Optional[str]:
         ax.set(title=f"{model}: throughput vs batch size", xlabel="batch size (images, log scale)",
                ylabel="throughput (images/s)")
         ax.legend(fontsize=7, title="variant" + (" / run" if multi_run else ""), title_fontsize=7)
-    for ax in list(axes.flat)[len(models):]:
-        ax.remove()
-    fig.tight_layout()
-    return _svg(fig)
+    return _finish(fig)
 
 
 def _samples_frame(runs: Sequence[RunData], batch_pick: str) -> pd.DataFrame:
@@ -132,12 +138,10 @@ def plot_latency(runs: Sequence[RunData], batch_pick: str) -> Optional[str]:
     data = _samples_frame(runs, batch_pick)
     if data.empty:
         return None
-    plt, sns = _mpl()
-    models = sorted(data["model"].unique())
-    rows, cols = _grid(len(models), 2)
+    _, sns = _mpl()
     height = max(2.2, 0.32 * data.groupby("model")["variant"].nunique().max() + 1.0)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, height * rows), squeeze=False)
-    for ax, model in zip(axes.flat, models):
+    fig, panels = _facets(sorted(data["model"].unique()), 2, 6.2, height)
+    for ax, model in panels:
         part = data[data["model"] == model]
         order = sorted(part["variant"].unique())
         sns.boxplot(part, x="latency_ms", y="variant", order=order, ax=ax, fliersize=1.5, color="#d0d0d0",
@@ -149,10 +153,7 @@ def plot_latency(runs: Sequence[RunData], batch_pick: str) -> Optional[str]:
         ax.scatter([p99[v] for v in order], ys, marker="d", s=22, color="#de8f05", zorder=3, label="p99")
         ax.set(title=f"{model}: latency per iteration", xlabel="latency (ms)", ylabel="variant")
         ax.legend(fontsize=7, loc="lower right")
-    for ax in list(axes.flat)[len(models):]:
-        ax.remove()
-    fig.tight_layout()
-    return _svg(fig)
+    return _finish(fig)
 
 
 def speedup_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -174,26 +175,21 @@ def speedup_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def plot_speedups(tables: dict[str, pd.DataFrame]) -> Optional[str]:
     if not tables:
         return None
-    plt, sns = _mpl()
-    rows, cols = _grid(len(tables), 2)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 0.45 * max(len(t) for t in tables.values()) * rows + 1.8 * rows),
-                             squeeze=False)
+    _, sns = _mpl()
+    fig, panels = _facets(list(tables.items()), 2, 5.6, 0.45 * max(len(t) for t in tables.values()) + 1.8)
     values = pd.concat([t.stack() for t in tables.values()])
     span = max(abs(math.log(values.min())), abs(math.log(values.max())), math.log(1.25))
     from matplotlib.colors import LogNorm
 
-    for ax, (title, table) in zip(axes.flat, tables.items()):
+    for ax, (title, table) in panels:
         sns.heatmap(table, annot=True, fmt=".2f", cmap="RdBu", norm=LogNorm(math.exp(-span), math.exp(span)),
                     cbar_kws={"label": "speedup vs fp32 contiguous eager (x)"}, linewidths=0.5, ax=ax)
         ax.set(title=f"speedup: {title}", xlabel="batch size", ylabel="model")
-    for ax in list(axes.flat)[len(tables):]:
-        ax.remove()
-    fig.tight_layout()
-    return _svg(fig)
+    return _finish(fig)
 
 
 def _weight_bytes(precision: str) -> int:
-    return DTYPES[weight_dtype(precision)].itemsize
+    return DTYPE_BYTES[weight_dtype(precision)]
 
 
 def plot_roofline(frame: pd.DataFrame, calibrations: dict[str, float]) -> Optional[str]:
@@ -225,15 +221,13 @@ def plot_memory(frame: pd.DataFrame) -> Optional[str]:
     data = data[data["measured_mib"].notna()]
     if data.empty:
         return None
-    plt, sns = _mpl()
+    _, sns = _mpl()
     width = data["precision"].map(_weight_bytes)
     # CPU figures are above the RSS once the model is built, so its parameters are not in them; CUDA peaks include them
     params_bytes = (data["params"] * width).where(data["device"] == "cuda", 0)
     data["analytic_mib"] = (params_bytes + data["activation_bytes"]) / MIB
-    models = sorted(data["model"].unique())
-    rows, cols = _grid(len(models))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    for ax, model in zip(axes.flat, models):
+    fig, panels = _facets(sorted(data["model"].unique()), 3, 4.2, 3.2)
+    for ax, model in panels:
         part = data[data["model"] == model].sort_values("batch_size")
         sns.lineplot(part, x="batch_size", y="measured_mib", hue="variant", marker="o", ax=ax, errorbar=None)
         analytic = part.groupby("batch_size")["analytic_mib"].max()
@@ -242,10 +236,7 @@ def plot_memory(frame: pd.DataFrame) -> Optional[str]:
         ax.set(title=f"{model}: memory vs batch size", xlabel="batch size (images, log scale)",
                ylabel="MiB (measured peak above baseline)")
         ax.legend(fontsize=6.5)
-    for ax in list(axes.flat)[len(models):]:
-        ax.remove()
-    fig.tight_layout()
-    return _svg(fig)
+    return _finish(fig)
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -370,8 +361,7 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
     if multi:
         comparisons = [compare_runs(runs[0].results, run.results, thresholds) for run in runs[1:]]
     speed = speedup_tables(frame)
-    env = Environment()
-    return env.template.render(
+    return _template().render(
         title=f"cnnbench report: {', '.join(r.run_id for r in runs)}",
         runs=[_env_line(r.meta) for r in runs],
         noise_line=f"{100 * noisy:.0f}% of {len(frame)} cases are noisy or invalid "
@@ -395,12 +385,12 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
     )
 
 
-class Environment:
-    def __init__(self) -> None:
-        loader = jinja2.FileSystemLoader(str(Path(__file__).parent / "templates"))
-        self.env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                                      trim_blocks=True, lstrip_blocks=True)
-        self.template = self.env.get_template("report.html.j2")
+def _template() -> jinja2.Template:
+    """The page's Jinja template, every substitution autoescaped."""
+    loader = jinja2.FileSystemLoader(str(Path(__file__).parent / "templates"))
+    templates = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                                   trim_blocks=True, lstrip_blocks=True)
+    return templates.get_template("report.html.j2")
 
 
 def write_report(store: Store, run_ids: Sequence[str], output: "str | Path", **kwargs: Any) -> Path:
@@ -412,5 +402,5 @@ def write_report(store: Store, run_ids: Sequence[str], output: "str | Path", **k
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     except OSError as exc:
-        raise BadValue(f"cannot write report {str(path)!r}: {exc.strerror}") from None
+        raise cannot(f"write report {str(path)!r}", exc) from None
     return path

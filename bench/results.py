@@ -21,10 +21,11 @@ from typing import Any, Optional
 import pandas as pd
 
 from .calibrate import calibration_key
-from .errors import BadValue
+from .errors import BadValue, Unavailable, cannot, first_line
+from .precision import compute_dtype
+from .record import Result
 from .stats import median, summarize
 from .store import Store, open_store
-from .worker import COMPUTE_DTYPE, Result
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
 
@@ -45,8 +46,7 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None) -
     row["step_flops"] = row["flops"] * (3 if case.mode == "train" else 1) if row["flops"] is not None else None
     row["achieved_gflop_s"] = (row["step_flops"] / (p50 / 1e3) / 1e9
                                if row["step_flops"] and samples_ms and p50 > 0 else math.nan)
-    dtype = str(COMPUTE_DTYPE[case.precision]).replace("torch.", "")
-    peak = (calibration or {}).get(calibration_key(case.device, dtype, case.threads))
+    peak = (calibration or {}).get(calibration_key(case.device, compute_dtype(case.precision), case.threads))
     row["peak_gflop_s"] = peak
     row["peak_fraction"] = row["achieved_gflop_s"] / peak if peak else math.nan
     row["host_latency_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
@@ -75,11 +75,16 @@ def export(run_id: str, fmt: str, path: Optional[str], store: "Store | str | Non
         try:
             frame.to_parquet(path, index=False)
         except ImportError as exc:
-            raise BadValue(f"parquet export needs pyarrow: {exc}") from None
+            raise Unavailable(f"parquet export needs pyarrow: {first_line(exc)}") from None
+        except OSError as exc:
+            raise cannot(f"write {path!r}", exc) from None
         return path
     text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
     if path in (None, "-"):
         print(text.rstrip("\n"))
         return "-"
-    Path(path).write_text(text)
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise cannot(f"write {path!r}", exc) from None
     return path

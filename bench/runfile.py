@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadValue
+from .record import Result
 from .store import Store
-from .worker import Result
 
 FORMAT = "cnnbench-run"
 VERSION = 1

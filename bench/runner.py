@@ -20,23 +20,26 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import environment, instructions
+from . import environment, instructions, processes
 from .analysis import analyse
 from .calibrate import calibrate
-from .cases import Case, Measure, Suite, weight_dtype
+from .cases import Case, Measure
 from .errors import BadInput, BadValue
+from .precision import weight_dtype
+from .prepare import set_backends, skip_reason
+from .record import Result
 from .store import Store
-from .worker import Result, measure, skip_reason
+from .suites import Suite
+from .worker import measure
+
+PROFILE_TIMEOUT_S = 900.0  # one profile of one case, build and compilation included
 
 ISOLATIONS = ("process", "none")
 
@@ -71,13 +74,6 @@ def static_figures(case: Case) -> dict[str, Optional[int]]:
                    case.mode == "train")
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def run_isolated(case: Case, m: Measure, options: RunOptions) -> Result:
     """One case in a fresh worker process."""
     started, t0 = time.time(), time.perf_counter()
@@ -87,64 +83,54 @@ def run_isolated(case: Case, m: Measure, options: RunOptions) -> Result:
             "case": case.to_dict(), "measure": asdict(m), "memory_limit_bytes": options.memory_limit_bytes,
             "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
         }))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", str(request), str(answer)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        proc = processes.start("bench.worker", [str(request), str(answer)])
 
         def failed(status: str, reason: str) -> Result:
             return Result(case=case, status=status, reason=reason, started_at=started,
                           duration_s=time.perf_counter() - t0)
 
-        try:
-            _, err = proc.communicate(timeout=m.timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
+        err = _wait(proc, m.timeout_s)
+        if err is None:
             return failed("timeout", f"worker passed its {m.timeout_s:g} s limit and was killed")
-        except BaseException:  # Ctrl-C or the runner being stopped: take the worker down too
-            kill_group(proc)
-            raise
         if answer.exists():
             return Result.from_dict(json.loads(answer.read_text()))
-        return failed("crashed", exit_reason(proc.returncode, err.decode(errors="replace"), "result"))
+        return failed("crashed", processes.exit_reason(proc.returncode, err, "result"))
 
 
-def exit_reason(returncode: int, stderr: str, missing: str) -> str:
-    """Why a worker ended without its ``missing`` (result, reply): the signal or status, and stderr's last line."""
-    tail = [line for line in stderr.splitlines() if line.strip()]
-    last = f": {tail[-1].strip()}" if tail else ""
-    if returncode < 0:
-        name = _signal_name(-returncode)
-        hint = " (the kernel's OOM killer sends this)" if name == "SIGKILL" else ""
-        return f"worker killed by {name}{hint}{last}"
-    return f"worker exited with status {returncode} and no {missing}{last}"
-
-
-def kill_group(proc: subprocess.Popen) -> None:
+def _wait(proc: subprocess.Popen, timeout_s: float) -> Optional[str]:
+    """Wait for a worker to end: its stderr, or None when it passed ``timeout_s`` and was killed.
+    Ctrl-C or the runner being stopped takes the worker down too."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        processes.kill_group(proc)
+        return None
+    except BaseException:
+        processes.kill_group(proc)
+        raise
+    return (err or b"").decode(errors="replace")
 
 
-def profile_isolated(case: Case, out: str, run_id: str) -> None:
-    """``cnnbench profile`` of a measured case in its own process, after the measurement, never during it."""
-    flags = ["--device", case.device, "--batch-size", str(case.batch_size), "--precision", case.precision,
-             "--memory-format", case.memory_format, "--mode", case.mode, "--compiler", case.compiler,
-             "--threads", str(case.threads), "--input-size", ",".join(map(str, case.input_shape)),
-             "--out", out, "--run", run_id, "--format", "json"]
-    subprocess.run([sys.executable, "-m", "bench", "profile", case.model, *flags], stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900, check=False)
+def profile_isolated(case: Case, out: str, run_id: str) -> str:
+    """``cnnbench profile`` of a measured case in its own process, after the measurement, never during it.
+
+    The case goes to ``python -m bench.profiling REQUEST.json`` as a file; returns "" when the
+    profile was written, else why not (for the case's row).
+    """
+    with tempfile.TemporaryDirectory(prefix="cnnbench-profile-") as tmp:
+        request = Path(tmp) / "request.json"
+        request.write_text(json.dumps({"case": case.to_dict(), "out": out, "run": run_id}))
+        proc = processes.start("bench.profiling", [str(request)])
+        err = _wait(proc, PROFILE_TIMEOUT_S)
+        if err is None:
+            return f"profile passed its {PROFILE_TIMEOUT_S:g} s limit and was killed"
+        if proc.returncode != 0:
+            return "profile failed: " + processes.exit_reason(proc.returncode, err, "profile").removeprefix("worker ")
+    return ""
 
 
 def run_in_process(case: Case, m: Measure, options: RunOptions) -> Result:
-    import torch
-
-    torch.backends.cuda.matmul.allow_tf32 = options.tf32
-    torch.backends.cudnn.allow_tf32 = options.tf32
-    torch.backends.cudnn.benchmark = options.cudnn_benchmark
+    set_backends(options.tf32, options.cudnn_benchmark)
     return measure(case, m)
 
 
@@ -184,7 +170,7 @@ def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]
     settings = run["settings"]
     done = store.done_keys(run_id)
     cases = [Case.from_dict(c) for c in settings["cases"]]
-    return [c for c in cases if c.key not in done], Measure(**settings["measure"]), RunOptions(**settings["options"])
+    return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions(**settings["options"])
 
 
 def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
@@ -200,7 +186,9 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
                 per_iter, why = instructions.count(result.case)
                 result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
             if options.profile_dir and result.samples_ns:
-                profile_isolated(result.case, options.profile_dir, run_id)
+                why_not = profile_isolated(result.case, options.profile_dir, run_id)
+                if why_not:
+                    result = replace(result, reason="; ".join(filter(None, [result.reason, why_not])))
             store.add_result(run_id, result)
             on_result(result)
     store.finish_run(run_id)

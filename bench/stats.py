@@ -1,4 +1,11 @@
-"""Statistics of raw samples: pure functions, nothing stored twice.
+"""Statistics of raw samples: every statistical method of the harness, as pure functions; nothing stored twice.
+
+    median, percentile   linear interpolation between closest ranks (numpy's default)
+    median_ci            distribution-free CI of the median from order statistics (below)
+    mann_whitney_p       two-sided Mann-Whitney U test, normal approximation, tie and continuity corrected
+    bootstrap_ratio_ci   percentile bootstrap CI of a ratio of medians
+    sign_test_p          exact two-sided sign test of a zero median
+    paired_ratio         ratio of paired rounds: exp(median log ratio), its CI, and the sign test
 
 The median's confidence interval is distribution-free: the order statistics
 x_(j), x_(k) with j, k = n/2 -/+ z * sqrt(n)/2 (the normal approximation to the
@@ -10,7 +17,9 @@ distribution (timings are skewed and often multi-modal, so mean +/- t*s would li
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 Z95 = 1.959963984540054
 
@@ -82,3 +91,58 @@ def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
         "latency_p50_ci_rel": median_ci_rel(samples_ms),
         "samples": len(samples_ms),
     }
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of the Mann-Whitney U test (normal approximation, tie and continuity corrected)."""
+    n1, n2 = len(a), len(b)
+    if n1 == 0 or n2 == 0:
+        return math.nan
+    values = np.concatenate([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
+    order = values.argsort(kind="mergesort")
+    ranks = np.empty(len(values))
+    sorted_values = values[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    average = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(average, counts)
+    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
+    n = n1 + n2
+    tie_term = float(((counts**3) - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
+    sigma = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term))
+    if sigma == 0:
+        return 1.0
+    z = (abs(u1 - n1 * n2 / 2.0) - 0.5) / sigma
+    return math.erfc(max(z, 0.0) / math.sqrt(2))
+
+
+def bootstrap_ratio_ci(base: Sequence[float], cand: Sequence[float], *, n_boot: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap of median(cand) / median(base): both sides resampled with replacement
+    ``n_boot`` times (fixed seed), the 2.5th and 97.5th percentiles of the resampled ratio."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(base, dtype=float), np.asarray(cand, dtype=float)
+    ma = np.median(rng.choice(a, size=(n_boot, len(a))), axis=1)
+    mb = np.median(rng.choice(b, size=(n_boot, len(b))), axis=1)
+    ratios = mb / ma
+    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+def sign_test_p(values: list[float]) -> float:
+    """Exact two-sided sign test of a zero median; zeros are dropped."""
+    nonzero = [v for v in values if v != 0]
+    n = len(nonzero)
+    if n == 0:
+        return 1.0
+    k = min(sum(v > 0 for v in nonzero), sum(v < 0 for v in nonzero))
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_figures(base_ns: Sequence[float], cand_ns: Sequence[float]) -> dict[str, Any]:
+    """Paired rounds judged together: d = log(cand / base) per round; ratio = exp(median d), its 95% CI
+    = exp of ``median_ci(d)``, p = ``sign_test_p(d)``."""
+    d = [math.log(c / b) for b, c in zip(base_ns, cand_ns)]
+    lo, hi = median_ci(d)
+    return {"ratio": math.exp(median(d)), "ratio_ci_low": math.exp(lo) if not math.isnan(lo) else None,
+            "ratio_ci_high": math.exp(hi) if not math.isnan(hi) else None, "p_value": sign_test_p(d)}

@@ -12,7 +12,7 @@ refused with one line, before anything is written.
     runs     (id, suite, suite_json, environment_json, calibration_json, settings_json,
               started_at, finished_at, cases_total)
     results  (id, run_id, case_key, the case's axes, status, reason, the figures of
-              bench.worker.Result)                                unique (run_id, case_key)
+              bench.record.Result)                                unique (run_id, case_key)
     samples  (result_id, kind, values_ns)    kind: "timed" (the case's timer) or "host"
 """
 
@@ -31,17 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from .cases import Case
-from .errors import CnnbenchError
-from .worker import Result
+from .errors import StoreError, first_line
+from .record import Result
 
 SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("results") / "cnnbench.db"
-
-
-class StoreError(CnnbenchError):
-    """The store cannot be used as asked; nothing was written."""
-
-    exit_code = 2
 
 
 _meta = sa.MetaData()
@@ -272,8 +266,7 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig or exc).splitlines()[0]
+    return first_line(getattr(exc, "orig", None) or exc)
 
 
 def open_store(location: Optional[str], *, create: bool) -> Store:

@@ -21,17 +21,18 @@ import torch
 import torch.utils.benchmark as tb
 
 from bench.cases import Case, Measure, all_cores
-from bench.worker import _Prepared, _sample_cpu, _warm_up
+from bench.prepare import Prepared, warm_up
+from bench.worker import sample_cpu
 
 
-def harness_median_ms(prep: _Prepared, m: Measure) -> float:
+def harness_median_ms(prep: Prepared, m: Measure) -> float:
     step = prep.step()
-    _warm_up(step, prep.case, m.warmup_seconds)
-    samples, _ = _sample_cpu(step, m)
+    warm_up(step, prep.case, m.warmup_seconds)
+    samples, _ = sample_cpu(step, m)
     return statistics.median(samples) / 1e6
 
 
-def timer_median_ms(prep: _Prepared, threads: int) -> float:
+def timer_median_ms(prep: Prepared, threads: int) -> float:
     model, x = prep.model.eval(), prep.x
     timer = tb.Timer(stmt="with torch.inference_mode(): model(x)", globals={"model": model, "x": x, "torch": torch},
                      num_threads=threads)
@@ -47,7 +48,7 @@ def main() -> int:
     m = Measure(max_seconds=5.0, warmup_seconds=1.0)
     worst = 0.0
     for model, batch in (("alexnet", 1), ("vgg11", 8)):
-        prep = _Prepared(Case(model, batch_size=batch, threads=threads))
+        prep = Prepared(Case(model, batch_size=batch, threads=threads))
         ours, theirs = [], []
         for round_ in range(args.rounds):
             ours.append(harness_median_ms(prep, m))

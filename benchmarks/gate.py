@@ -10,7 +10,7 @@ Three gates are scored from the same measurements:
 
 Each case is interleaved once (as ``--confirm all`` does); the ``confirm`` figure
 takes the interleaved verdict only where the first pass was doubtful
-(bench.gate.doubtful) and the first-pass verdict elsewhere, which is exactly what
+(bench.confirm.doubtful) and the first-pass verdict elsewhere, which is exactly what
 ``--confirm`` would have printed.
 
 False alarms: the ``ci`` suite measured pairs+1 times back to back (same code);
@@ -38,9 +38,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPAT
 os.environ["CNNBENCH_PLUGINS"] = "variants"
 sys.path.insert(0, str(HERE))
 
-from bench.cases import resolve_suite, suite_from_dict  # noqa: E402
+from bench.suites import resolve_suite, suite_from_dict  # noqa: E402
 from bench.compare import Side, Thresholds, compare_runs, exact_changes  # noqa: E402
-from bench.gate import confirm, doubtful  # noqa: E402
+from bench.confirm import confirm, doubtful  # noqa: E402
 from bench.runner import RunOptions, execute, start_run  # noqa: E402
 from bench.store import Store  # noqa: E402
 

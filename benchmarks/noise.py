@@ -23,8 +23,8 @@ import torch
 
 from bench.ab import Arm, interleave
 from bench.cases import Case, Measure
-from bench.models import resolve
-from bench.worker import _Prepared
+from bench.prepare import Prepared
+from bench.zoo import resolve
 
 
 def case(model: str, batch: int = 1) -> Case:
@@ -33,7 +33,7 @@ def case(model: str, batch: int = 1) -> Case:
 
 def drift(seconds: float) -> None:
     torch.set_num_threads(1)
-    step = _Prepared(case("googlenet")).step()
+    step = Prepared(case("googlenet")).step()
     a, b = torch.randn(256, 256), torch.randn(256, 256)
     for _ in range(10):
         step()

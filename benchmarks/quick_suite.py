@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cases import resolve_suite
+from bench.suites import resolve_suite
 from bench.results import load
 from bench.runner import RunOptions, execute, start_run
 from bench.store import Store

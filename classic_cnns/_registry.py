@@ -1,7 +1,7 @@
 """Models by name: ``register_model``, ``list_models``, ``get_model``, ``get_entry``.
 
 The seed's families and their companions register themselves when their
-modules are imported; every torchvision classification model is added under a
+modules are imported (``classic_cnns/__init__.py`` imports them all); every torchvision classification model is added under a
 ``tv.`` prefix the first time the registry is read, so that importing this
 package does not import torchvision.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -65,7 +64,6 @@ class ModelEntry:
 
 TV_PREFIX = "tv."
 _REGISTRY: dict[str, ModelEntry] = {}
-_OWN_MODULES = ("alexnet", "vgg", "googlenet", "lenet", "nin")
 # torchvision warns when these two are built without an explicit init_weights, then uses True.
 _TV_DEFAULTS = {"googlenet": {"init_weights": True}, "inception_v3": {"init_weights": True}}
 
@@ -86,14 +84,7 @@ def register_model(
 
 
 @functools.lru_cache(maxsize=None)
-def _load_own() -> None:
-    for module in _OWN_MODULES:
-        importlib.import_module(f"classic_cnns.{module}")
-
-
-@functools.lru_cache(maxsize=None)
 def _load_all() -> None:
-    _load_own()
     _register_torchvision()
 
 
@@ -161,7 +152,6 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    _load_own()
     if name in _REGISTRY:  # own and plugin models need no torchvision import (a worker starts faster)
         return _REGISTRY[name]
     _load_all()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._init import kaiming_conv_normal_linear_
+from ._weights_init import kaiming_conv_normal_linear_
 from ._registry import register_model
 
 __all__ = ["AlexNet", "alexnet", "alexnet_paper"]

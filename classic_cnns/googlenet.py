@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._init import kaiming_conv_normal_linear_
+from ._weights_init import kaiming_conv_normal_linear_
 from ._registry import register_model
 
 __all__ = ["GoogLeNet", "Inception", "InceptionAux", "BasicConv2d", "googlenet"]

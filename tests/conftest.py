@@ -20,6 +20,6 @@ def fault_models(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
-    from bench.models import load_plugins
+    from bench.zoo import load_plugins
     load_plugins.cache_clear()
     load_plugins()

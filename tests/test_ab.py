@@ -1,4 +1,4 @@
-"""bench/ab.py (interleaved A/B), the worker's --serve protocol, and compare --confirm (bench/gate.py)."""
+"""bench/ab.py (interleaved A/B), the worker's --serve protocol, and compare --confirm (bench/confirm.py)."""
 
 import json
 from dataclasses import replace
@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from bench import gate
-from bench.ab import Arm, Paired, interleave, paired_figures, sign_test_p
+from bench import confirm as gate
+from bench.ab import Arm, Paired, interleave
 from bench.cases import Case, Measure
 from bench.cli import main
 from bench.compare import CaseComparison, Side, Thresholds
 from bench.errors import BadValue
+from bench.record import Result
+from bench.stats import paired_figures, sign_test_p
 from bench.store import Store
-from bench.worker import Result, serve
+from bench.worker import serve
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -67,7 +69,7 @@ def test_interleaved_a_a_and_a_real_slowdown():
     slower = interleave(Arm(case("paced_2ms")), Arm(case("paced_3ms")), FAST, block_s=0.02, min_rounds=10)
     assert 1.3 < slower.ratio < 1.7 and slower.p_value < 0.01
     assert slower.ratio_ci_low <= slower.ratio <= slower.ratio_ci_high
-    assert slower.base_samples >= slower.rounds and slower.cand_samples >= slower.rounds
+    assert slower.base_iterations >= slower.rounds and slower.cand_iterations >= slower.rounds
 
 
 def test_interleave_turns_a_dead_worker_into_a_status():

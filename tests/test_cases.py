@@ -4,7 +4,8 @@ import textwrap
 
 import pytest
 
-from bench.cases import BUILTIN, SEED_MODELS, Case, load_toml, override, resolve_suite, suite_from_dict
+from bench.cases import Case
+from bench.suites import BUILTIN, SEED_MODELS, load_toml, override, resolve_suite, suite_from_dict
 from bench.cli import main
 from bench.errors import BadValue, UnknownModel
 

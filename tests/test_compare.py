@@ -8,10 +8,10 @@ import pytest
 from bench import runfile
 from bench.cases import Case
 from bench.cli import main
-from bench.compare import (Thresholds, compare_runs, compare_samples, env_differences, exact_changes,
-                           mann_whitney_p, worst_first)
+from bench.compare import Thresholds, compare_runs, compare_samples, env_differences, exact_changes, worst_first
+from bench.record import Result
+from bench.stats import mann_whitney_p
 from bench.store import Store
-from bench.worker import Result
 
 
 def samples(median_ms, n=60, spread=0.02, seed=0):

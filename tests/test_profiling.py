@@ -119,7 +119,7 @@ def test_tensorboard_plugin_loads_the_run(profiles):
 def test_report_shows_profiles_of_its_run(profiles, tmp_path):
     from bench.report import gather, render
     from bench.store import Store
-    from bench.worker import Result
+    from bench.record import Result
 
     root, by_model = profiles
     store = Store(tmp_path / "s.db")

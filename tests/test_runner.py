@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cases import suite_from_dict
+from bench.suites import suite_from_dict
 from bench.runner import RunOptions, execute, start_run
 from bench.store import Store, StoreError
 

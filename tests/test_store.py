@@ -10,7 +10,7 @@ from bench.cases import Case
 from bench.cli import main
 from bench.results import load, result_row
 from bench.store import SCHEMA_VERSION, Store, StoreError
-from bench.worker import Result
+from bench.record import Result
 
 
 def a_result(batch=1, status="ok", samples=(1_000_000, 1_100_000, 900_000, 1_000_000)):

@@ -7,7 +7,10 @@ import torch
 
 from bench.cases import Case, Measure
 from bench.stats import median_ci_rel
-from bench.worker import Result, _loss, is_oom, measure, skip_reason
+from bench.prepare import is_oom, skip_reason
+from bench.prepare import loss as _loss
+from bench.record import Result
+from bench.worker import measure
 
 FAST = Measure(max_seconds=2.0, warmup_seconds=0.5)
 

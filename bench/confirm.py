@@ -31,13 +31,13 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
+from . import environment, processes
+from .ab import Arm, interleave
 from .cases import Case, Measure
-from .compare import CaseComparison, Side, Thresholds, compare_samples, timing_verdict
+from .compare import CONFIRM_MODES, CaseComparison, Side, Thresholds, compare_samples, timing_verdict
 from .errors import BadValue
+from .runner import RunOptions, run_isolated
 from .stats import median
-
-CONFIRM_MODES = ("doubtful", "all")
-
 
 @dataclass(frozen=True)
 class Runnable:
@@ -55,11 +55,9 @@ def runnable(side: Side, src: Optional[str], flag: str = "--baseline-src") -> Ru
 
 
 def _runnable_here(side: Side) -> Runnable:
-    from .environment import git_state
-
     env = side.meta.get("environment", {}) or {}
     commit, dirty = env.get("git_commit"), env.get("git_dirty")
-    here, here_dirty = git_state()
+    here, here_dirty = environment.git_state()
     if not commit:
         return Runnable(False, why_not=f"{side.label} recorded no git commit")
     if commit != here:
@@ -70,13 +68,13 @@ def _runnable_here(side: Side) -> Runnable:
     return Runnable(True)
 
 
-def doubtful(row: CaseComparison, t: Thresholds) -> bool:
+def doubtful(row: CaseComparison, thresholds: Thresholds) -> bool:
     if row.verdict in ("slower", "inconclusive"):
         return True
-    return row.verdict in ("unchanged", "faster") and (row.ratio or 0) > 1 + t.threshold / 2
+    return row.verdict in ("unchanged", "faster") and (row.ratio or 0) > 1 + thresholds.threshold / 2
 
 
-def paired_verdict(key: str, paired, t: Thresholds, before: Optional[CaseComparison] = None) -> CaseComparison:
+def paired_verdict(key: str, paired, thresholds: Thresholds, before: Optional[CaseComparison] = None) -> CaseComparison:
     """The comparison row an interleaved A/B (``bench.ab.Paired``) gives; ``before``: the first pass, if any."""
     first = "" if before is None else (
         f" (first pass: {before.verdict}" + (f", ratio {before.ratio:.3f})" if before.ratio else ")"))
@@ -88,13 +86,13 @@ def paired_verdict(key: str, paired, t: Thresholds, before: Optional[CaseCompari
                    ratio=paired.ratio, ratio_ci_low=paired.ratio_ci_low, ratio_ci_high=paired.ratio_ci_high,
                    p_value=paired.p_value)
     pairs = paired.pair_ratios or (paired.ratio,)
-    verdict = timing_verdict(paired.ratio, paired.p_value, t, each=pairs)
+    verdict = timing_verdict(paired.ratio, paired.p_value, thresholds, each=pairs)
     each = ", ".join(f"{r:.3f}" for r in pairs)
     return CaseComparison(key, verdict, reason=f"interleaved A/B, {paired.rounds} rounds, "
                                                f"{len(pairs)} process pairs ({each}){first}", **figures)
 
 
-def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, t: Thresholds, *, mode: str = "doubtful",
+def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, thresholds: Thresholds, *, mode: str = "doubtful",
             base_src: Optional[str] = None, cand_src: Optional[str] = None,
             on_case: Callable[[str, int, int], None] = lambda key, i, n: None,
             candidate_case: Callable[[Case], Case] = lambda case: case) -> list[CaseComparison]:
@@ -103,22 +101,19 @@ def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, t: Threshold
     ``candidate_case`` maps the candidate's stored case to the one to run: a
     benchmark that stores a variant model under the baseline's key runs the variant.
     """
-    from .ab import Arm, check_src, interleave
-    from .runner import RunOptions, run_isolated
-
     if mode not in CONFIRM_MODES:
         raise BadValue(f"--confirm must be one of {', '.join(CONFIRM_MODES)}, got {mode!r}")
     for src in (base_src, cand_src):
         if src:
-            check_src(src)
+            processes.checkout(src)
     can_base, can_cand = runnable(base, base_src), runnable(cand, cand_src, "--candidate-src")
     settings = cand.meta.get("settings", {}) or {}
-    m = Measure(**settings["measure"]) if "measure" in settings else Measure()
+    sampling = Measure.from_dict(settings["measure"]) if "measure" in settings else Measure()
     options = RunOptions(**settings["options"]) if "options" in settings else RunOptions()
     request_extra = {"tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark}
     base_by_key = {r.case.key: r for r in base.results}
     cand_by_key = {r.case.key: r for r in cand.results}
-    chosen = {row.key for row in rows if row.verdict not in ("new", "missing") and (mode == "all" or doubtful(row, t))}
+    chosen = {row.key for row in rows if row.verdict not in ("new", "missing") and (mode == "all" or doubtful(row, thresholds))}
     out = []
     measured = 0
     for row in rows:
@@ -132,11 +127,11 @@ def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, t: Threshold
         elif can_base.ok:
             paired = interleave(Arm(base_by_key[row.key].case, can_base.src),
                                 Arm(candidate_case(cand_by_key[row.key].case), can_cand.src),
-                                replace(m, max_seconds=2 * m.max_seconds), request_extra=request_extra)
-            out.append(paired_verdict(row.key, paired, t, row))
+                                replace(sampling, max_seconds=2 * sampling.max_seconds), request_extra=request_extra)
+            out.append(paired_verdict(row.key, paired, thresholds, row))
         elif row.verdict == "slower":
-            again = run_isolated(candidate_case(cand_by_key[row.key].case), m, options)
-            second = compare_samples(row.key, base_by_key[row.key].samples_ns, again.samples_ns, t)
+            again = run_isolated(candidate_case(cand_by_key[row.key].case), sampling, options)
+            second = compare_samples(row.key, base_by_key[row.key].samples_ns, again.samples_ns, thresholds)
             if second.verdict == "slower":
                 out.append(replace(row, reason=_join(row.reason, f"confirmed on re-measurement (ratio {second.ratio:.3f}); "
                                                                  f"not interleaved: {can_base.why_not}")))

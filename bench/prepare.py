@@ -1,0 +1,240 @@
+"""Getting one case ready to time: build, cast, check, cold start, warm up.
+
+Shared by everything that runs a case's step: the worker (``bench.worker``),
+the profiler (``bench.profiling``), instruction counts (``bench.instructions``),
+the pytest plugin and the benchmarks, so that all of them run the same model on
+the same input.
+
+Method
+    **Build.** ``torch.manual_seed(seed)`` then the registry's builder; the input
+    is N(0, 1) from a generator seeded ``seed + 1``; training labels from the same
+    generator. The reference output (fp32, contiguous, eager, eval mode, same
+    weights and input, on the case's device) is computed before the model is
+    cast (bf16/fp16) or converted to channels_last.
+
+    **Step.** Inference runs in eval mode under ``torch.inference_mode()``;
+    training is a full step (zero grads, forward, cross-entropy on the fixed
+    labels, backward, SGD with momentum 0.9, lr 1e-4), in train mode; a model
+    returning several outputs (GoogLeNet's ``(main, aux2, aux1)``, Inception-v3's
+    aux logits) adds its auxiliary losses weighted 0.3, as in the GoogLeNet paper.
+
+    **Validity** (``validity``). Asked-for channels_last is checked on the input
+    and every 4-D conv weight; the output dtype against the precision
+    (``bench.precision``); every variant other than fp32/contiguous/eager against
+    the reference (max absolute error, and that error relative to the
+    reference's largest magnitude, within the precision's tolerance).
+
+    **Cold start** (``get_ready``) is the first step alone (for ``compile``, the
+    compilation with it). **Warm-up** (``warm_up``) then runs until the median of
+    the last three iterations is within 5% of the three before, or the warm-up
+    cap passes (``warmup_settled`` says which).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import sys
+import time
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from .cases import Case
+from .errors import first_line
+from .precision import PRECISIONS
+from .stats import median
+from .zoo import resolve
+
+
+def dtype(name: str) -> torch.dtype:
+    """The torch dtype of a dtype name of ``bench.precision`` ("bfloat16" -> torch.bfloat16)."""
+    return getattr(torch, name)
+
+
+def set_backends(tf32: bool, cudnn_benchmark: bool) -> None:
+    """The run-wide backend flags, set the same way in a worker and in-process."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+
+
+class Skip(Exception):
+    """This combination cannot run here; the message says why."""
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("can't allocate memory", "out of memory", "not enough memory", "cannot allocate memory"))
+
+
+def failure(exc: Exception) -> tuple[str, str]:
+    """The status and reason of a case that could not be measured: skipped, oom or error."""
+    if isinstance(exc, Skip):
+        return "skipped", str(exc)
+    reason = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
+    return "oom" if is_oom(exc) else "error", reason
+
+
+def skip_reason(case: Case) -> Optional[str]:
+    """Why this combination cannot run here, or None. Cheap: the runner asks before starting a worker."""
+    if case.device == "cuda":
+        if not torch.cuda.is_available():
+            return "cuda is not available on this machine"
+        if case.precision in ("amp-bf16", "bf16") and not torch.cuda.is_bf16_supported():
+            return f"{case.precision} is not supported by {torch.cuda.get_device_name(0)}"
+    if PRECISIONS[case.precision].autocast:
+        try:
+            with torch.autocast(case.device, dtype=dtype(PRECISIONS[case.precision].compute)):
+                nn.functional.conv2d(torch.ones(1, 1, 3, 3, device=case.device),
+                                     torch.ones(1, 1, 1, 1, device=case.device))
+        except (RuntimeError, AssertionError) as exc:
+            return f"{case.precision} autocast is not available on {case.device} in this torch build: {first_line(exc)}"
+    if case.compiler == "compile":
+        if not torch._dynamo.is_dynamo_supported():
+            return f"torch.compile is not supported on Python {sys.version.split()[0]}"
+        if case.device == "cpu" and not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
+            return "torch.compile on the CPU needs a C++ compiler and none is on PATH"
+    return None
+
+
+def loss(out: Any, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the main output, plus 0.3 x that of each auxiliary output."""
+    if isinstance(out, torch.Tensor):
+        return nn.functional.cross_entropy(out.float(), labels)
+    main, *aux = out
+    total = nn.functional.cross_entropy(main.float(), labels)
+    for extra in aux:
+        if isinstance(extra, torch.Tensor):
+            total = total + 0.3 * nn.functional.cross_entropy(extra.float(), labels)
+    return total
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out if isinstance(out, torch.Tensor) else out[0]
+
+
+class Prepared:
+    """The model and input of a case, transformed as it asks, and its step function."""
+
+    def __init__(self, case: Case, seed: int = 0) -> None:
+        self.case = case
+        precision = PRECISIONS[case.precision]
+        device = torch.device(case.device)
+        torch.manual_seed(seed)
+        model = resolve(case.model).build()
+        gen = torch.Generator().manual_seed(seed + 1)
+        x = torch.randn((case.batch_size, *case.input_shape), generator=gen)
+        # The reference: same weights, same input, fp32 contiguous eager, in eval mode, on the case's device.
+        model = model.to(device)
+        x = x.to(device)
+        self.reference: Optional[torch.Tensor] = None
+        if not case.is_reference:
+            with torch.inference_mode():
+                self.reference = _first(model.eval()(x)).float().clone()
+        if precision.weights != "float32":
+            model = model.to(dtype(precision.weights))
+            x = x.to(dtype(precision.weights))
+        if case.memory_format == "channels_last":
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.model, self.x = model, x
+        num_classes = _first(self.reference).shape[-1] if self.reference is not None else None
+        if num_classes is None:
+            with torch.inference_mode():
+                num_classes = _first(model.eval()(x[:1])).shape[-1]
+        self.labels = torch.randint(0, num_classes, (case.batch_size,), generator=gen).to(device)
+        self.callable: Callable[..., Any] = torch.compile(model) if case.compiler == "compile" else model
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        precision = PRECISIONS[self.case.precision]
+        if precision.autocast:
+            return torch.autocast(self.case.device, dtype=dtype(precision.compute))
+        return contextlib.nullcontext()
+
+    def forward_eval(self) -> torch.Tensor:
+        self.model.eval()
+        with torch.inference_mode(), self.autocast():
+            return _first(self.callable(self.x))
+
+    def step(self) -> Callable[[], Any]:
+        if self.case.mode == "infer":
+            self.model.eval()
+
+            def infer_step() -> torch.Tensor:  # eval() once, not per iteration: it walks every module
+                with torch.inference_mode(), self.autocast():
+                    return self.callable(self.x)
+
+            return infer_step
+        self.model.train()
+        optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
+
+        def train_step() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                value = loss(self.callable(self.x), self.labels)
+            value.backward()
+            optimizer.step()
+            return value
+
+        return train_step
+
+
+def validity(prep: Prepared) -> dict[str, Any]:
+    """The validity figures of ``bench.record.Result``: check_channels_last, output_dtype, check_dtype,
+    output_max_abs_err, output_rel_err, check_output (each only where it applies)."""
+    case, checks = prep.case, {}
+    precision = PRECISIONS[case.precision]
+    if case.memory_format == "channels_last":
+        weights = [m.weight for m in prep.model.modules() if isinstance(m, nn.Conv2d)]
+        checks["check_channels_last"] = prep.x.is_contiguous(memory_format=torch.channels_last) and all(
+            w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    out = prep.forward_eval()
+    checks["output_dtype"] = str(out.dtype).replace("torch.", "")
+    checks["check_dtype"] = out.dtype == dtype(precision.compute)
+    if prep.reference is not None:
+        err = (out.float() - prep.reference).abs().max().item()
+        scale = prep.reference.abs().max().item() or 1.0
+        checks["output_max_abs_err"] = err
+        checks["output_rel_err"] = err / scale
+        checks["check_output"] = math.isfinite(err) and err / scale <= precision.tolerance
+    return checks
+
+
+def sync(case: Case) -> None:
+    if case.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def warm_up(step: Callable[[], Any], case: Case, cap_s: float) -> tuple[int, bool]:
+    """(iterations, settled): until the last three iterations' median is within 5% of the three before, or the cap."""
+    times: list[int] = []
+    deadline = time.perf_counter() + cap_s
+    while True:
+        t0 = time.perf_counter_ns()
+        step()
+        sync(case)
+        times.append(time.perf_counter_ns() - t0)
+        if len(times) >= 6 and abs(median(times[-3:]) / median(times[-6:-3]) - 1) <= 0.05:
+            return len(times), True
+        if time.perf_counter() >= deadline and len(times) >= 2:
+            return len(times), False
+
+
+def get_ready(case: Case, warmup_cap_s: float, figures: dict[str, Any]) -> Callable[[], Any]:
+    """Build, time the cold start, run the validity checks and warm up; the figures go into ``figures``."""
+    prep = Prepared(case)
+    step = prep.step()
+    t0 = time.perf_counter_ns()
+    step()
+    sync(case)
+    figures["cold_start_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    figures.update(validity(prep))
+    step = prep.step()  # the check ran in eval mode; put a training case back
+    figures["warmup_iterations"], figures["warmup_settled"] = warm_up(step, case, warmup_cap_s)
+    return step

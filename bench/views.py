@@ -1,0 +1,211 @@
+"""What the commands print: each command's records rendered as a table, CSV, JSON or Markdown.
+
+The CLI gathers the records and hands them here; nothing here measures,
+decides or reads a store. Rendering primitives live in ``bench.table``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from .table import Column, percent, render_csv, render_json, render_table, scaled, shape, thousands
+
+MIB = 2**20
+MACS_NOTE = ("MACs are multiply-accumulates of conv and matmul; FLOPs = 2 x MACs. "
+             "torchvision's and timm's \"GFLOPS\" are GMACs.")
+
+
+def records(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[Column], footer: Optional[dict] = None,
+            json_doc: Any = None) -> str:
+    """``rows`` as JSON (``json_doc`` when given), CSV, or an aligned table of ``columns``."""
+    if fmt == "json":
+        return render_json(rows if json_doc is None else json_doc)
+    if fmt == "csv":
+        return render_csv(rows)
+    return render_table(rows, columns, footer)
+
+
+def model_list(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    text = records(rows, fmt, [
+        Column("model", "model", align="<"), Column("family", "family", align="<"),
+        Column("source", "source", align="<"), Column("input_shape", "input (CxHxW)", shape),
+        Column("params", "params", thousands), Column("macs", "GMACs (batch 1)", scaled(1e9, 3)),
+    ])
+    return text if fmt != "table" else f"{text}\n\n{len(rows)} models. {MACS_NOTE}"
+
+
+def inspection(analysis: Any, rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    """``cnnbench inspect``: the per-layer table and the totals of a ``bench.analysis.Analysis``."""
+    if fmt != "table":
+        return records(rows, fmt, [], json_doc={"totals": analysis.totals(), "layers": list(rows)})
+    a, t = analysis, analysis.totals()
+    lines = [render_table(rows, [
+        Column("layer", "layer", align="<"), Column("type", "type", align="<"),
+        Column("output_shape", "output", shape), Column("params", "params", thousands),
+        Column("macs", "MMACs", scaled(1e6, 1)), Column("macs_share", "MACs %", percent),
+        Column("activation_bytes", "act (MiB)", scaled(MIB, 2)), Column("activation_share", "act %", percent),
+    ], footer={"layer": "total", "params": a.params, "macs": a.macs, "activation_bytes": a.activation_bytes}), "",
+        f"model             {a.model}  (input {t['input_shape']}, batch {a.batch_size}, {a.dtype}, built on {a.built_on})",
+        f"params            {a.params:,} ({a.trainable_params:,} trainable)",
+        "param memory      " + ", ".join(f"{k} {v / MIB:,.1f} MiB" for k, v in a.param_bytes.items()),
+        f"buffers           {a.buffer_bytes / MIB:,.2f} MiB",
+        f"MACs              {a.macs:,} ({a.macs / 1e9:,.3f} GMACs)",
+        f"FLOPs             {a.flops:,} ({a.flops / 1e9:,.3f} GFLOPs)",
+        f"activations       {a.activation_bytes / MIB:,.1f} MiB written by the forward pass"]
+    if a.saved_bytes is not None:
+        lines.append(f"saved for grad    {a.saved_bytes / MIB:,.1f} MiB kept by autograd for backward (train mode)")
+    lines += [f"note              {note}" for note in a.notes]
+    lines.append(MACS_NOTE)
+    return "\n".join(lines)
+
+
+def environment(info: dict[str, Any], fmt: str) -> str:
+    if fmt != "table":
+        return records([info], fmt, [], json_doc=info)
+    width = max(map(len, info))
+    return "\n".join(f"{key:<{width}}  {'-' if value is None else value}" for key, value in info.items())
+
+
+def run_list(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    if fmt == "csv":
+        return render_csv([{k: v for k, v in r.items() if k != "statuses"} for r in rows])
+    return records(rows, fmt, [
+        Column("run_id", "run", align="<"), Column("suite", "suite", align="<"),
+        Column("started", "started", align="<"), Column("cases_done", "done"), Column("cases_total", "cases"),
+        Column("status_counts", "statuses", align="<"), Column("hostname", "host", align="<"),
+    ])
+
+
+def ms(value: Optional[float]) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
+
+
+def case_line(row: dict[str, Any]) -> str:
+    """One measured case of ``cnnbench run``, as it finishes."""
+    head = f"{row['model']:<10} {row['device']:<4} b{row['batch_size']:<4} {row['variant']:<34} {row['mode']:<5}"
+    if row["samples"]:
+        figures = f"p50 {row['latency_ms_p50']:9.3f} ms  {row['throughput_img_s']:9.1f} img/s"
+    else:
+        figures = " " * 37
+    reason = f"  ({row['reason']})" if row["reason"] else ""
+    return f"{head} {figures}  {row['status']}{reason}"
+
+
+def run_summary(run_id: str, store_label: str, counts: dict[str, int], rows: Sequence[dict[str, Any]],
+                as_json: bool) -> str:
+    if as_json:
+        return render_json({"run_id": run_id, "store": store_label, "statuses": counts, "results": [
+            {k: row[k] for k in ("case_key", "status", "reason", "latency_ms_p50", "throughput_img_s", "samples")}
+            for row in rows]})
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "nothing left to measure"
+    return f"run {run_id}: {summary}"
+
+
+def ratio_ci(row: Any) -> str:
+    return "-" if row.ratio_ci_low is None else f"{row.ratio_ci_low:.3f}-{row.ratio_ci_high:.3f}"
+
+
+def _plain_table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    columns = [Column(str(i), c, align="<" if i in (0, len(cols) - 1) else ">") for i, c in enumerate(cols)]
+    return render_table([{str(i): v for i, v in enumerate(row)} for row in body], columns)
+
+
+def _markdown_table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _markdown_cell(text: str) -> str:
+    """Table cell text that Markdown shows as written: pipes and HTML escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def comparison(doc: dict[str, Any], rows: Sequence[Any], exact: Sequence[Any], fmt: str) -> str:
+    """``cnnbench compare``: its document (``bench.compare.document``) as JSON, a table or Markdown."""
+    if fmt == "json":
+        return render_json(doc)
+    timing_cols = ["case", "baseline p50 (ms)", "candidate p50 (ms)", "ratio", "95% CI", "p", "verdict"]
+    timing = [[r.key, ms(r.baseline_p50_ms), ms(r.candidate_p50_ms),
+               "-" if r.ratio is None else f"{r.ratio:.3f}", ratio_ci(r),
+               "-" if r.p_value is None else f"{r.p_value:.2g}", r.verdict + (f" ({r.reason})" if r.reason else "")]
+              for r in rows]
+    exact_cols = ["case", "metric", "baseline", "candidate", "change", "verdict"]
+    exact_rows = [[e.key, e.metric, f"{e.baseline:,}", f"{e.candidate:,}", f"{100 * e.relative:+.2f}%",
+                   "FAIL" if e.failed else "changed (within tolerance)"] for e in exact]
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(doc["verdicts"].items())) or "no cases"
+    verdict = "REGRESSION" if doc["regressed"] else "no regression"
+    summary = (f"{verdict}: timing {counts}; {len(exact)} exact-metric changes "
+               f"({sum(e.failed for e in exact)} beyond tolerance)")
+    if fmt == "markdown":
+        parts = [f"### cnnbench compare: `{doc['baseline']}` -> `{doc['candidate']}`", "", f"**{summary}**", ""]
+        if doc["environment_differences"]:
+            parts += ["Environments differ: " + _markdown_cell("; ".join(doc["environment_differences"])), ""]
+        parts += [_markdown_table(timing_cols, timing), ""]
+        if exact_rows:
+            parts += ["Exact metrics:", "", _markdown_table(exact_cols, exact_rows), ""]
+        return "\n".join(parts).rstrip()
+    parts = [f"baseline {doc['baseline']} -> candidate {doc['candidate']}"]
+    if doc["environment_differences"]:
+        parts.append("warning: the environments differ: " + "; ".join(doc["environment_differences"]))
+    parts += ["", _plain_table(timing_cols, timing)]
+    if exact_rows:
+        parts += ["", "exact metrics:", _plain_table(exact_cols, exact_rows)]
+    parts += ["", summary]
+    return "\n".join(parts)
+
+
+def ab_outcome(row: Any, paired: Any, base_key: str, cand_key: str, thresholds: Any, fmt: str) -> str:
+    """``cnnbench ab``: the verdict row (``bench.confirm.paired_verdict``) and its ``bench.ab.Paired``."""
+    from dataclasses import asdict
+
+    if fmt == "json":
+        return render_json({**asdict(row), "baseline": base_key, "candidate": cand_key, "rounds": paired.rounds,
+                            "baseline_iterations": paired.base_iterations,
+                            "candidate_iterations": paired.cand_iterations,
+                            "pair_ratios": list(paired.pair_ratios), "status": paired.status})
+    if paired.status != "ok":
+        return f"{row.verdict}: {row.reason}"
+    return "\n".join([
+        f"A p50 {ms(row.baseline_p50_ms)} ms, B p50 {ms(row.candidate_p50_ms)} ms "
+        f"(interleaved: each includes refilling caches after the other ran)",
+        f"B/A ratio {row.ratio:.3f} (95% CI {ratio_ci(row)}), sign test p = {row.p_value:.2g}, "
+        f"{paired.rounds} rounds in {paired.seconds:.1f} s; each pair of worker processes: "
+        + ", ".join(f"{r:.3f}" for r in paired.pair_ratios),
+        f"verdict: {row.verdict} (threshold {100 * thresholds.threshold:g}%, alpha {thresholds.alpha:g})",
+    ])
+
+
+def profile(result: Any, out: str, fmt: str) -> str:
+    """``cnnbench profile``: per-layer times of a ``bench.profiling.ProfileResult`` and its top operators."""
+    rows = list(result.layers)
+    if fmt == "json":
+        return render_json({"case": result.case.key, "step_ms": result.step_ms, "trace_dir": str(result.trace_dir),
+                            "trace_files": [str(f) for f in result.trace_files], "layers": rows,
+                            "top_ops": list(result.top_ops)})
+    if fmt == "csv":
+        return render_csv(rows)
+    covered = sum(r["time_ms"] for r in rows)
+    return "\n".join([
+        render_table(rows, [
+            Column("layer", "layer", align="<"), Column("type", "type", align="<"),
+            Column("output_shape", "output", shape), Column("params", "params", thousands),
+            Column("macs", "MMACs", scaled(1e6, 1)), Column("time_ms", "fwd (ms)", scaled(1, 3)),
+            *([Column("backward_ms", "bwd (ms)", scaled(1, 3))] if result.case.mode == "train" else []),
+            Column("time_share", "time %", percent),
+            Column("achieved_gflop_s", "GFLOP/s", scaled(1, 1)),
+            Column("intensity_flop_per_byte", "FLOP/B", scaled(1, 1)),
+        ], footer={"layer": "layers", "time_ms": covered, "params": sum(r["params"] for r in rows),
+                   "macs": sum(r["macs"] for r in rows)}),
+        "",
+        f"step {result.step_ms:.3f} ms ({result.case.key}); layers cover {100 * covered / result.step_ms:.1f}% of it",
+        "",
+        "top operators by self time:",
+        render_table(list(result.top_ops)[:10], [
+            Column("operator", "operator", align="<"), Column("calls", "calls"),
+            Column("self_cpu_ms", "self CPU (ms/step)", scaled(1, 3)),
+            Column("cpu_total_ms", "CPU total (ms/step)", scaled(1, 3)),
+        ]),
+        "",
+        f"traces: {result.trace_dir} (tensorboard --logdir {out}, or open the .json.gz in ui.perfetto.dev)",
+    ])
