@@ -99,13 +99,13 @@ class Paired:
 class _Worker:
     """A serving worker process (``bench.worker --serve``) and its line protocol."""
 
-    def __init__(self, name: str, arm: Arm, m: Measure, request_extra: dict[str, Any]) -> None:
+    def __init__(self, name: str, arm: Arm, sampling: Measure, request_extra: dict[str, Any]) -> None:
         self.name = name
-        self.timeout = m.timeout_s
+        self.timeout = sampling.timeout_s
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker never blocks on it
         self.proc = start("bench.worker", ["--serve"], src=arm.src, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.send({"case": arm.case.to_dict(), "measure": asdict(m), **request_extra})
+        self.send({"case": arm.case.to_dict(), "measure": asdict(sampling), **request_extra})
 
     def send(self, obj: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -142,7 +142,7 @@ class _Gone(Exception):
 SETTLE_S = 0.005  # after a multi-threaded CPU block: OpenMP's idle threads spin for about 1-3 ms
 
 
-def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float = 0.0, min_rounds: int = 20,
+def interleave(base: Arm, cand: Arm, sampling: Measure = Measure(), *, block_s: float = 0.0, min_rounds: int = 20,
                max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
                pin: bool = True, settle_s: Optional[float] = None, processes: int = 2) -> Paired:
     """Time ``base`` and ``cand`` in alternating blocks (see the module docstring). Never raises for a failing side.
@@ -150,7 +150,7 @@ def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float =
     ``processes`` pairs of workers run one pair after another, each with its share
     of ``min_rounds``, ``max_rounds`` and ``max_seconds``; their rounds are pooled.
     """
-    max_seconds = m.max_seconds if max_seconds is None else max_seconds
+    max_seconds = sampling.max_seconds if max_seconds is None else max_seconds
     t0 = time.perf_counter()
     request_extra = {**(request_extra or {}), "cpus": shared_cpus(base.case, cand.case) if pin else None}
     if settle_s is None:
@@ -161,7 +161,7 @@ def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float =
     share = max(1, processes)
     try:
         for _ in range(share):
-            pair = _one_pair(base, cand, m, request_extra, block_s=block_s, settle_s=settle_s,
+            pair = _one_pair(base, cand, sampling, request_extra, block_s=block_s, settle_s=settle_s,
                              min_rounds=math.ceil(min_rounds / share), max_rounds=math.ceil(max_rounds / share),
                              max_seconds=max_seconds / share)
             if isinstance(pair, Paired):
@@ -179,13 +179,13 @@ def interleave(base: Arm, cand: Arm, m: Measure = Measure(), *, block_s: float =
                   **paired_figures(medians[0], medians[1]))
 
 
-def _one_pair(base: Arm, cand: Arm, m: Measure, request_extra: dict[str, Any], *, block_s: float, settle_s: float,
+def _one_pair(base: Arm, cand: Arm, sampling: Measure, request_extra: dict[str, Any], *, block_s: float, settle_s: float,
               min_rounds: int, max_rounds: int, max_seconds: float):
     """One pair of workers, alternating: ((base medians, cand medians), (base count, cand count)), or a failed Paired."""
     workers: list[_Worker] = []
     try:
         for name, arm in (("baseline", base), ("candidate", cand)):
-            workers.append(_Worker(name, arm, m, request_extra))
+            workers.append(_Worker(name, arm, sampling, request_extra))
         for worker in workers:
             hello = worker.receive()
             if not hello.get("ready"):
@@ -205,7 +205,7 @@ def _one_pair(base: Arm, cand: Arm, m: Measure, request_extra: dict[str, Any], *
             n = len(medians[0])
             if n >= min_rounds:
                 lo, hi = median_ci([math.log(c / b) for b, c in zip(*medians)])
-                if (hi - lo) / 2 <= m.target_ci or spent >= max_seconds or n >= max_rounds:
+                if (hi - lo) / 2 <= sampling.target_ci or spent >= max_seconds or n >= max_rounds:
                     return medians, counts
     finally:
         for worker in workers:

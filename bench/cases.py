@@ -65,6 +65,16 @@ EXCLUDE_KEYS = tuple(axis.field for axis in AXES if axis.excludable)
 CASE_AXES = tuple(axis for axis in AXES if axis.case_flag)  # what ab and profile take one value of
 
 
+def case_change(item: str) -> tuple[str, str]:
+    """``ab --vs FLAG=VALUE``: (the Case field, the value's text), e.g. 'memory-format=channels_last'."""
+    by_flag = {axis.case_flag.lstrip("-"): axis.field for axis in CASE_AXES}
+    name, eq, value = str(item).partition("=")
+    flag = name.strip().replace("_", "-")
+    if not eq or flag not in by_flag or not value.strip():
+        raise BadValue(f"--vs takes FLAG=VALUE with FLAG one of {', '.join(by_flag)}, got {item!r}")
+    return by_flag[flag], value.strip()
+
+
 def all_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

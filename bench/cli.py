@@ -15,9 +15,10 @@ import sys
 from typing import Any, NoReturn, Optional, Sequence
 
 from . import views
-from .cases import AXES, CASE_AXES, Measure
+from .cases import AXES, CASE_AXES, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError
+from .processes import checkout
 from .record import tally
 from .table import FORMATS
 from .values import batch_size, byte_size, input_size, non_negative_float, one_of, option, positive_float, positive_int
@@ -63,29 +64,18 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-def _suite_from_args(args: argparse.Namespace):
-    from dataclasses import replace
-
-    from .suites import override, pyproject_suite, resolve_suite
-
-    suite = resolve_suite(args.suite or pyproject_suite())
-    suite = override(suite, **{axis.suite_key: getattr(args, _dest(axis.run_flag)) for axis in AXES})
-    for flag, key in (("max_seconds", "max_seconds"), ("timeout", "timeout_s")):
-        if getattr(args, flag) is not None:
-            suite = replace(suite, measure=replace(suite.measure, **{key: getattr(args, flag)}))
-    return suite
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import result_row
     from .runner import RunOptions, execute, start_run
+    from .suites import suite_from_flags
 
     if args.resume:
         store = _store_of(args)
         run_id = args.resume
         store.run(run_id)  # an unknown id fails here
     else:
-        suite = _suite_from_args(args)
+        suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, _dest(axis.run_flag)) for axis in AXES},
+                                 max_seconds=args.max_seconds, timeout_s=args.timeout)
         cases = suite.cases()
         if args.dry_run:
             print("\n".join(case.key for case in cases))
@@ -99,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         store = _store_of(args, create=True)
         run_id = start_run(store, suite, options)
     rows: list[dict[str, Any]] = []
-    progress = None if args.quiet or args.json else _Progress(f"run {run_id} -> {store.label}")
+    progress = None if args.quiet or args.json else views.Progress(f"run {run_id} -> {store.label}")
 
     def on_result(result) -> None:
         rows.append(result_row(result))
@@ -115,41 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Progress:
-    """A progress bar on stderr, with a line per finished case above it."""
-
-    def __init__(self, title: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-            TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("starting", total=None)
-        print(title, file=sys.stderr)
-
-    def case(self, case: Any, index: int, total: int) -> None:
-        self.bar.update(self.task, total=total, completed=index,
-                        description=f"{case.model} b{case.batch_size} {case.variant} {case.mode}")
-
-    def line(self, text: str) -> None:
-        self.bar.console.print(text, highlight=False, markup=False, soft_wrap=True)
-
-    def stop(self) -> None:
-        self.bar.stop()
-
-
 def cmd_runs(args: argparse.Namespace) -> int:
-    import datetime
-
-    rows = _store_of(args).list_runs()
-    for row in rows:
-        row["started"] = datetime.datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
-        row["status_counts"] = " ".join(f"{k}={v}" for k, v in sorted(row["statuses"].items()))
-        row["complete"] = row["finished_at"] is not None and row["cases_done"] >= row["cases_total"]
-    print(views.run_list(rows, args.format))
+    print(views.run_list(_store_of(args).list_runs(), args.format))
     return 0
 
 
@@ -174,26 +131,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_side(spec: str, store_location: Optional[str]):
-    from pathlib import Path
-
-    from . import runfile
-    from .compare import Side
-    from .store import open_store
-
-    if spec.endswith(".json") or Path(spec).is_file():
-        doc = runfile.read(spec)
-        return Side(spec, doc["run"], tuple(doc["results_parsed"]))
-    store = open_store(store_location, create=False)
-    run_id = _run_id(store, spec)
-    return Side(run_id, store.run(run_id), tuple(store.results(run_id)))
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs, document, env_differences, exact_changes, worst_first
+    from .runfile import load_side
 
-    thresholds = _thresholds(args, noise_limit=args.noise_limit)
-    base, cand = _load_side(args.baseline, args.store), _load_side(args.candidate, args.store)
+    thresholds = Thresholds(threshold=args.threshold, alpha=args.alpha, noise_limit=args.noise_limit)
+    base, cand = load_side(args.baseline, args.store), load_side(args.candidate, args.store)
     env_diff = env_differences(base.meta.get("environment", {}), cand.meta.get("environment", {}))
     if env_diff and args.strict_env:
         raise BadValue("refusing to compare runs from different environments (--strict-env): " + "; ".join(env_diff))
@@ -236,10 +179,6 @@ def cmd_import_pytest_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _thresholds(args: argparse.Namespace, **more: float) -> Thresholds:
-    return Thresholds(threshold=args.threshold, alpha=args.alpha, **more)
-
-
 def _case_texts(args: argparse.Namespace) -> dict[str, Optional[str]]:
     """The one-value case flags as given, keyed by Case field."""
     return {axis.field: getattr(args, _dest(axis.case_flag)) for axis in CASE_AXES}
@@ -247,26 +186,13 @@ def _case_texts(args: argparse.Namespace) -> dict[str, Optional[str]]:
 
 def cmd_ab(args: argparse.Namespace) -> int:
     """Interleaved A/B of two cases: a model against another, or against itself with other flags (--vs)."""
-    from . import processes
     from .ab import Arm, interleave
     from .confirm import paired_verdict
     from .suites import single_case
 
-    base_texts = _case_texts(args)
-    cand_texts = dict(base_texts)
-    by_flag = {axis.case_flag.lstrip("-"): axis.field for axis in CASE_AXES}
-    for item in args.vs or []:
-        name, eq, value = item.partition("=")
-        flag = name.strip().replace("_", "-")
-        if not eq or flag not in by_flag or not value.strip():
-            raise BadValue(f"--vs takes FLAG=VALUE with FLAG one of {', '.join(by_flag)}, got {item!r}")
-        cand_texts[by_flag[flag]] = value.strip()
-    base = single_case(args.baseline, base_texts, "ab")
-    cand = single_case(args.candidate or args.baseline, cand_texts, "ab")
-    thresholds = _thresholds(args)
-    for src in (args.baseline_src, args.candidate_src):
-        if src:
-            processes.checkout(src)
+    base = single_case(args.baseline, _case_texts(args), "ab")
+    cand = single_case(args.candidate or args.baseline, {**_case_texts(args), **dict(args.vs or [])}, "ab")
+    thresholds = Thresholds(threshold=args.threshold, alpha=args.alpha)
     if base == cand and not (args.baseline_src or args.candidate_src):
         print("note: both sides are the same case from the same code (an A/A check)", file=sys.stderr)
     if args.format == "table":
@@ -301,8 +227,11 @@ def _formats(p: argparse.ArgumentParser, allowed: Sequence[str] = FORMATS, defau
                    help=f"{', '.join(allowed)} (default: {default})")
 
 
-def _store(p: argparse.ArgumentParser) -> None:
+def _store(p: argparse.ArgumentParser, *formats: str) -> None:
+    """--store, and --format with ``formats`` (the first the default) when given."""
     p.add_argument("--store", help="results store: an SQLite path or a SQLAlchemy URL (default: results/cnnbench.db)")
+    if formats:
+        _formats(p, formats, formats[0])
 
 
 def _case_flags(p: argparse.ArgumentParser) -> None:
@@ -321,7 +250,7 @@ def _threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
 def _src_flags(p: argparse.ArgumentParser, base: str, cand: str, default: str) -> None:
     """--baseline-src / --candidate-src: checkouts whose code measures each side of an interleaved A/B."""
     for flag, side in (("--baseline-src", base), ("--candidate-src", cand)):
-        p.add_argument(flag, metavar="DIR", help=f"a checkout of {side} code{default}")
+        p.add_argument(flag, metavar="DIR", type=checkout, help=f"a checkout of {side} code{default}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,17 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "or [tool.cnnbench] of ./pyproject.toml)")
     for axis in AXES:
         p.add_argument(axis.run_flag, help=f"{axis.help} (default: the suite's)")
-    p.add_argument("--max-seconds", type=option(positive_float, "--max-seconds"),
-                   help="time cap on each case's sampling, in s")
-    p.add_argument("--timeout", type=option(positive_float, "--timeout"),
-                   help="each worker's whole time limit, in s (default 600)")
+    p.add_argument("--max-seconds", type=option(positive_float, "--max-seconds"), help="time cap on sampling a case, s")
+    p.add_argument("--timeout", type=option(positive_float, "--timeout"), help="a worker's whole limit, s (default 600)")
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
     _store(p)
     p.add_argument("--isolation", default="process", help="process (default: a worker per case) or none")
     p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
-    p.add_argument("--worker-memory-limit", type=byte_size,
-                   help="address space a worker may add after start-up, e.g. 2GiB")
+    p.add_argument("--worker-memory-limit", type=byte_size, help="address space a worker may add after start-up: 2GiB")
     p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
     p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
@@ -374,9 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
     p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
 
-    p = command("runs", cmd_runs, "runs in the results store")
-    _store(p)
-    _formats(p)
+    _store(command("runs", cmd_runs, "runs in the results store"), *FORMATS)
 
     p = command("export", cmd_export, "one run as a tidy table: one row per case, units in column names")
     p.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
@@ -412,14 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", default="all", type=option(one_of, GATES, "--gate"),
                    help="what decides the exit status: all (default) or exact (exact metrics only; wall time is "
                         "reported, not gated)")
-    _formats(p, ("table", "markdown", "json"))
-    _store(p)
+    _store(p, "table", "markdown", "json")
 
     p = command("ab", cmd_ab, "interleaved A/B of two cases, one iteration at a time; exit 1 if B is slower")
     p.add_argument("baseline", metavar="MODEL_A")
     p.add_argument("candidate", metavar="MODEL_B", nargs="?", help="default: MODEL_A (then --vs says what differs)")
     _case_flags(p)
-    p.add_argument("--vs", action="append", metavar="FLAG=VALUE",
+    p.add_argument("--vs", action="append", metavar="FLAG=VALUE", type=case_change,
                    help="B's case flag where it differs from A, e.g. --vs memory-format=channels_last (repeatable)")
     _src_flags(p, "A's", "B's", " (default: this one)")
     p.add_argument("--max-seconds", default="10", type=option(positive_float, "--max-seconds"),

@@ -51,7 +51,7 @@ class CaseComparison:
     reason: str = ""
 
 
-def compare_samples(key: str, base_ns: Sequence[int], cand_ns: Sequence[int], t: Thresholds) -> CaseComparison:
+def compare_samples(key: str, base_ns: Sequence[int], cand_ns: Sequence[int], thresholds: Thresholds) -> CaseComparison:
     base = [s / 1e6 for s in base_ns]
     cand = [s / 1e6 for s in cand_ns]
     if not base or not cand:
@@ -62,32 +62,34 @@ def compare_samples(key: str, base_ns: Sequence[int], cand_ns: Sequence[int], t:
     lo, hi = bootstrap_ratio_ci(base, cand)
     p = mann_whitney_p(base, cand)
     figures = dict(baseline_p50_ms=mb, candidate_p50_ms=mc, ratio=ratio, ratio_ci_low=lo, ratio_ci_high=hi, p_value=p)
-    for side, xs, m in (("baseline", base, mb), ("candidate", cand, mc)):
-        if len(xs) < t.min_samples:
+    for side, xs, middle in (("baseline", base, mb), ("candidate", cand, mc)):
+        if len(xs) < thresholds.min_samples:
             return CaseComparison(key, "inconclusive", reason=f"the {side} has {len(xs)} samples "
-                                                              f"(fewer than {t.min_samples})", **figures)
-        if iqr(xs) / m > t.noise_limit:
-            return CaseComparison(key, "inconclusive", reason=f"the {side} is too noisy (IQR {100 * iqr(xs) / m:.0f}% "
-                                                              f"of its median, limit {100 * t.noise_limit:.0f}%)", **figures)
-    return CaseComparison(key, timing_verdict(ratio, p, t), **figures)
+                                                              f"(fewer than {thresholds.min_samples})", **figures)
+        if iqr(xs) / middle > thresholds.noise_limit:
+            why = (f"the {side} is too noisy (IQR {100 * iqr(xs) / middle:.0f}% of its median, "
+                   f"limit {100 * thresholds.noise_limit:.0f}%)")
+            return CaseComparison(key, "inconclusive", reason=why, **figures)
+    return CaseComparison(key, timing_verdict(ratio, p, thresholds), **figures)
 
 
-def timing_verdict(ratio: float, p: float, t: Thresholds, each: Sequence[float] = ()) -> str:
+def timing_verdict(ratio: float, p: float, thresholds: Thresholds, each: Sequence[float] = ()) -> str:
     """slower: ratio > 1 + threshold and p < alpha (and every ratio in ``each``, from separately measured
     parts such as pairs of worker processes, above 1 + threshold/2); faster: the mirror image; else unchanged."""
-    if p < t.alpha and ratio > 1 + t.threshold and all(r > 1 + t.threshold / 2 for r in each):
+    step, significant = thresholds.threshold, p < thresholds.alpha
+    if significant and ratio > 1 + step and all(r > 1 + step / 2 for r in each):
         return "slower"
-    if p < t.alpha and ratio < 1 / (1 + t.threshold) and all(r < 1 / (1 + t.threshold / 2) for r in each):
+    if significant and ratio < 1 / (1 + step) and all(r < 1 / (1 + step / 2) for r in each):
         return "faster"
     return "unchanged"
 
 
 def compare_runs(baseline: Sequence[Result], candidate: Sequence[Result],
-                 t: Thresholds = Thresholds()) -> list[CaseComparison]:
+                 thresholds: Thresholds = Thresholds()) -> list[CaseComparison]:
     """Every case of either run: matched ones compared, the rest listed as new or missing, never compared."""
     base = {r.case.key: r for r in baseline}
     cand = {r.case.key: r for r in candidate}
-    out = [compare_samples(k, base[k].samples_ns, cand[k].samples_ns, t) for k in base if k in cand]
+    out = [compare_samples(k, base[k].samples_ns, cand[k].samples_ns, thresholds) for k in base if k in cand]
     out += [CaseComparison(k, "missing", reason="in the baseline only") for k in base if k not in cand]
     out += [CaseComparison(k, "new", reason="in the candidate only") for k in cand if k not in base]
     return out

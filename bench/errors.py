@@ -14,6 +14,8 @@ Messages state the rule and quote the bad value with ``!r``.
 
 from __future__ import annotations
 
+import errno
+
 
 class CnnbenchError(Exception):
     """Base of every error the harness reports without a traceback."""
@@ -57,8 +59,6 @@ def cannot(action: str, exc: OSError) -> CnnbenchError:
     """The error for a failed file operation on a path the user named, e.g. ``cannot("write report 'x'", exc)``:
     BadValue when the path itself is wrong (a file where a folder is meant, a folder where a file is, a name
     that does not exist), Unavailable when the place is fine but unusable here (no permission, read-only, full)."""
-    import errno
-
     wrong_path = {errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG}
     kind = BadValue if exc.errno in wrong_path else Unavailable
     return kind(f"cannot {action}: {exc.strerror or first_line(exc)}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -33,7 +34,7 @@ import torch
 
 from .analysis import analyse
 from .cases import Case
-from .errors import BadValue, cannot
+from .errors import BadValue, CnnbenchError, cannot, first_line
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import Prepared, skip_reason
 from .zoo import load_plugins
@@ -237,10 +238,6 @@ def main(argv: list[str]) -> int:
     The request is ``{"case": Case.to_dict(), "out": trace root, "run": folder, "steps": N}``; the
     profile lands as ``profile_case`` writes it; a failure ends with its line on stderr and status 1.
     """
-    import sys
-
-    from .errors import CnnbenchError, first_line
-
     request = json.loads(Path(argv[0]).read_text())
     try:
         load_plugins()
@@ -256,8 +253,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))
 
 

@@ -301,7 +301,7 @@ def failure_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 # -- the page -----------------------------------------------------------------------------------
 
-def _fmt(value: Any, digits: int = 2) -> str:
+def fmt_value(value: Any, digits: int = 2) -> str:
     """Thousands separators; whole counts (numpy's too) without decimals; '-' for missing."""
     if value is None or isinstance(value, bool):
         return "-" if value is None else str(value)
@@ -381,7 +381,7 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
         profiles=profile_sections(runs, profiles_root, report_dir),
         thresholds=thresholds,
         generated_at=generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        fmt=_fmt,
+        fmt=fmt_value,
     )
 
 

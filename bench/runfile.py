@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .compare import Side
 from .errors import BadValue
 from .record import Result
-from .store import Store
+from .store import Store, open_store
 
 FORMAT = "cnnbench-run"
 VERSION = 1
@@ -72,6 +73,17 @@ def read(path: "str | Path") -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as exc:
         raise BadValue(f"run file {name!r} has a malformed result: {exc}") from None
     return doc
+
+
+def load_side(spec: str, store_location: "str | None") -> Side:
+    """One side of a comparison: a run file (a path, or a name ending in .json), else a run id or 'latest'
+    in the store at ``store_location``."""
+    if spec.endswith(".json") or Path(spec).is_file():
+        doc = read(spec)
+        return Side(spec, doc["run"], tuple(doc["results_parsed"]))
+    store = open_store(store_location, create=False)
+    run_id = store.latest_run_id() if spec == "latest" else spec
+    return Side(run_id, store.run(run_id), tuple(store.results(run_id)))
 
 
 def import_into(store: Store, doc: dict[str, Any]) -> str:

@@ -74,13 +74,13 @@ def static_figures(case: Case) -> dict[str, Optional[int]]:
                    case.mode == "train")
 
 
-def run_isolated(case: Case, m: Measure, options: RunOptions) -> Result:
+def run_isolated(case: Case, sampling: Measure, options: RunOptions) -> Result:
     """One case in a fresh worker process."""
     started, t0 = time.time(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cnnbench-") as tmp:
         request, answer = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(json.dumps({
-            "case": case.to_dict(), "measure": asdict(m), "memory_limit_bytes": options.memory_limit_bytes,
+            "case": case.to_dict(), "measure": asdict(sampling), "memory_limit_bytes": options.memory_limit_bytes,
             "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
         }))
         proc = processes.start("bench.worker", [str(request), str(answer)])
@@ -89,9 +89,9 @@ def run_isolated(case: Case, m: Measure, options: RunOptions) -> Result:
             return Result(case=case, status=status, reason=reason, started_at=started,
                           duration_s=time.perf_counter() - t0)
 
-        err = _wait(proc, m.timeout_s)
+        err = _wait(proc, sampling.timeout_s)
         if err is None:
-            return failed("timeout", f"worker passed its {m.timeout_s:g} s limit and was killed")
+            return failed("timeout", f"worker passed its {sampling.timeout_s:g} s limit and was killed")
         if answer.exists():
             return Result.from_dict(json.loads(answer.read_text()))
         return failed("crashed", processes.exit_reason(proc.returncode, err, "result"))
@@ -129,22 +129,22 @@ def profile_isolated(case: Case, out: str, run_id: str) -> str:
     return ""
 
 
-def run_in_process(case: Case, m: Measure, options: RunOptions) -> Result:
+def run_in_process(case: Case, sampling: Measure, options: RunOptions) -> Result:
     set_backends(options.tf32, options.cudnn_benchmark)
-    return measure(case, m)
+    return measure(case, sampling)
 
 
-def _attempts(case: Case, m: Measure, options: RunOptions, one: Callable[[Case, Measure, RunOptions], Result]):
+def _attempts(case: Case, sampling: Measure, options: RunOptions, one: Callable[[Case, Measure, RunOptions], Result]):
     """The case, then (with oom_retry) the same at half the batch after each oom, each its own Result."""
     reason = skip_reason(case)
     if reason:
         yield Result(case=case, status="skipped", reason=reason, started_at=time.time())
         return
-    result = one(case, m, options)
+    result = one(case, sampling, options)
     yield result
     while options.oom_retry and result.status == "oom" and case.batch_size > 1:
         smaller = replace(case, batch_size=case.batch_size // 2)
-        result = replace(one(smaller, m, options), requested_batch_size=result.requested_batch_size or case.batch_size)
+        result = replace(one(smaller, sampling, options), requested_batch_size=result.requested_batch_size or case.batch_size)
         case = smaller
         yield result
 
@@ -176,11 +176,11 @@ def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]
 def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
             on_result: Callable[[Result], None] = lambda r: None) -> None:
     """Measure every pending case of a run, committing each before the next starts."""
-    todo, m, options = pending(store, run_id)
+    todo, sampling, options = pending(store, run_id)
     one = run_isolated if options.isolation == "process" else run_in_process
     for index, case in enumerate(todo):
         on_start(case, index, len(todo))
-        for result in _attempts(case, m, options, one):
+        for result in _attempts(case, sampling, options, one):
             result = replace(result, **static_figures(result.case))
             if options.instructions and result.samples_ns and fnmatch.fnmatchcase(result.case.model, options.instructions):
                 per_iter, why = instructions.count(result.case)

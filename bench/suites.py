@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from .cases import AXES, AXIS_BY_FIELD, CASE_AXES, EXCLUDE_KEYS, Case, Measure, all_cores
+from .cases import AXES, CASE_AXES, EXCLUDE_KEYS, Case, Measure, all_cores
 from .errors import BadValue
 from .zoo import resolve, select
 
@@ -213,6 +213,15 @@ def override(suite: Suite, **texts: Optional[str]) -> Suite:
     return replace(suite, name=suite.name if suite.name.endswith("+flags") else f"{suite.name}+flags", **changes)
 
 
+def suite_from_flags(spec: Optional[str], texts: dict[str, Optional[str]], *, max_seconds: Optional[float] = None,
+                     timeout_s: Optional[float] = None) -> Suite:
+    """``run``'s suite: ``spec`` (default: [tool.cnnbench] of ./pyproject.toml, else quick) with the axis flags
+    (``texts``, keyed by suite key) and the sampling caps given over it."""
+    suite = override(resolve_suite(spec or pyproject_suite()), **texts)
+    caps = {key: value for key, value in (("max_seconds", max_seconds), ("timeout_s", timeout_s)) if value is not None}
+    return replace(suite, measure=replace(suite.measure, **caps)) if caps else suite
+
+
 def single_case(model: str, texts: dict[str, Optional[str]], command: str) -> Case:
     """The one case that a model and one value per case axis name (``texts`` keyed by Case field)."""
     suite = suite_from_dict({"models": [model]}, name=command)
@@ -223,11 +232,5 @@ def single_case(model: str, texts: dict[str, Optional[str]], command: str) -> Ca
     return cases[0]
 
 
-def case_texts(case_flags: dict[str, Optional[str]]) -> dict[str, Optional[str]]:
-    """``--vs``'s FLAG=VALUE spellings mapped to Case fields: 'memory-format' -> 'memory_format'."""
-    by_flag = {axis.case_flag.lstrip("-"): axis.field for axis in CASE_AXES}
-    return {by_flag[flag]: text for flag, text in case_flags.items()}
-
-
 __all__ = ["Suite", "SEED_MODELS", "BUILTIN", "suite_from_dict", "load_toml", "resolve_suite", "override",
-           "single_case", "pyproject_suite", "AXIS_BY_FIELD"]
+           "single_case", "suite_from_flags", "pyproject_suite"]

@@ -6,6 +6,9 @@ decides or reads a store. Rendering primitives live in ``bench.table``.
 
 from __future__ import annotations
 
+import datetime
+import sys
+from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
 from .table import Column, percent, render_csv, render_json, render_table, scaled, shape, thousands
@@ -67,6 +70,11 @@ def environment(info: dict[str, Any], fmt: str) -> str:
 
 
 def run_list(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    """``cnnbench runs``: the store's ``list_runs()``, with a local start time, status counts and completeness."""
+    for row in rows:
+        row["started"] = datetime.datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        row["status_counts"] = " ".join(f"{k}={v}" for k, v in sorted(row["statuses"].items()))
+        row["complete"] = row["finished_at"] is not None and row["cases_done"] >= row["cases_total"]
     if fmt == "csv":
         return render_csv([{k: v for k, v in r.items() if k != "statuses"} for r in rows])
     return records(rows, fmt, [
@@ -157,8 +165,6 @@ def comparison(doc: dict[str, Any], rows: Sequence[Any], exact: Sequence[Any], f
 
 def ab_outcome(row: Any, paired: Any, base_key: str, cand_key: str, thresholds: Any, fmt: str) -> str:
     """``cnnbench ab``: the verdict row (``bench.confirm.paired_verdict``) and its ``bench.ab.Paired``."""
-    from dataclasses import asdict
-
     if fmt == "json":
         return render_json({**asdict(row), "baseline": base_key, "candidate": cand_key, "rounds": paired.rounds,
                             "baseline_iterations": paired.base_iterations,
@@ -209,3 +215,29 @@ def profile(result: Any, out: str, fmt: str) -> str:
         "",
         f"traces: {result.trace_dir} (tensorboard --logdir {out}, or open the .json.gz in ui.perfetto.dev)",
     ])
+
+
+class Progress:
+    """A progress bar on stderr, with a line per finished case above it."""
+
+    def __init__(self, title: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("starting", total=None)
+        print(title, file=sys.stderr)
+
+    def case(self, case: Any, index: int, total: int) -> None:
+        self.bar.update(self.task, total=total, completed=index,
+                        description=f"{case.model} b{case.batch_size} {case.variant} {case.mode}")
+
+    def line(self, text: str) -> None:
+        self.bar.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self.bar.stop()

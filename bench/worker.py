@@ -92,20 +92,20 @@ def _cpu_peak_rss() -> Iterator[dict[str, Optional[int]]]:
             found["delta"] = max(0, high - found["baseline"])
 
 
-def sample_cpu(step: Callable[[], Any], m: Measure) -> tuple[list[int], str]:
+def sample_cpu(step: Callable[[], Any], sampling: Measure) -> tuple[list[int], str]:
     samples: list[int] = []
-    deadline = time.perf_counter() + m.max_seconds
+    deadline = time.perf_counter() + sampling.max_seconds
     check_every = 1
     while True:
         t0 = time.perf_counter_ns()
         step()
         samples.append(time.perf_counter_ns() - t0)
         n = len(samples)
-        if n >= m.min_samples and n % check_every == 0:
-            if median_ci_rel(samples) <= m.target_ci:
+        if n >= sampling.min_samples and n % check_every == 0:
+            if median_ci_rel(samples) <= sampling.target_ci:
                 return samples, "target"
             check_every = max(1, n // 20)  # the check sorts; keep it rare once samples are many
-        if n >= m.max_samples:
+        if n >= sampling.max_samples:
             return samples, "max samples"
         if n >= 3 and time.perf_counter() >= deadline:
             return samples, "time cap"
@@ -125,25 +125,25 @@ def _cuda_block(step: Callable[[], Any], n: int) -> tuple[list[int], list[int]]:
     return [round(start.elapsed_time(end) * 1e6) for start, end in events], host_ns
 
 
-def _sample_cuda(step: Callable[[], Any], m: Measure) -> tuple[list[int], list[int], str]:
+def _sample_cuda(step: Callable[[], Any], sampling: Measure) -> tuple[list[int], list[int], str]:
     device_ns: list[int] = []
     host_ns: list[int] = []
-    deadline = time.perf_counter() + m.max_seconds
-    block = max(5, m.min_samples)
+    deadline = time.perf_counter() + sampling.max_seconds
+    block = max(5, sampling.min_samples)
     while True:
         device, host = _cuda_block(step, block)
         device_ns += device
         host_ns += host
         n = len(device_ns)
-        if n >= m.min_samples and median_ci_rel(device_ns) <= m.target_ci:
+        if n >= sampling.min_samples and median_ci_rel(device_ns) <= sampling.target_ci:
             return device_ns, host_ns, "target"
-        if n >= m.max_samples:
+        if n >= sampling.max_samples:
             return device_ns, host_ns, "max samples"
         if time.perf_counter() >= deadline:
             return device_ns, host_ns, "time cap"
 
 
-def measure(case: Case, m: Measure) -> Result:
+def measure(case: Case, sampling: Measure) -> Result:
     """Measure one case in this process. Never raises for a case that fails: that is a Result too."""
     started, t_start = time.time(), time.perf_counter()
 
@@ -161,12 +161,12 @@ def measure(case: Case, m: Measure) -> Result:
         if case.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         with _cpu_peak_rss() as rss:
-            step = get_ready(case, m.warmup_seconds, figures)
+            step = get_ready(case, sampling.warmup_seconds, figures)
             if case.device == "cuda":
-                device_ns, host_ns, stop = _sample_cuda(step, m)
+                device_ns, host_ns, stop = _sample_cuda(step, sampling)
                 figures.update(samples_ns=tuple(device_ns), host_samples_ns=tuple(host_ns), timer="cuda-event")
             else:
-                samples, stop = sample_cpu(step, m)
+                samples, stop = sample_cpu(step, sampling)
                 figures.update(samples_ns=tuple(samples), timer="perf_counter_ns")
             figures["stop_reason"] = stop
         if case.device == "cuda":
@@ -184,10 +184,10 @@ def measure(case: Case, m: Measure) -> Result:
                   "check_output": f"output differs from fp32 contiguous eager by {figures.get('output_rel_err'):.3g} "
                                   f"(relative; allowed {PRECISIONS[case.precision].tolerance:g})"}
         return done("invalid", "; ".join(detail[name] for name in failed), **figures)
-    if stop == "time cap" and median_ci_rel(figures["samples_ns"]) > m.target_ci:
+    if stop == "time cap" and median_ci_rel(figures["samples_ns"]) > sampling.target_ci:
         spread = median_ci_rel(figures["samples_ns"])
         return done("noisy", f"median known to +/-{100 * spread:.1f}% after {len(figures['samples_ns'])} samples "
-                             f"(target +/-{100 * m.target_ci:g}%); rerun with a longer max_seconds or a quieter machine",
+                             f"(target +/-{100 * sampling.target_ci:g}%); rerun with a longer max_seconds or a quieter machine",
                     **figures)
     return done("ok", **figures)
 
@@ -233,7 +233,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     ends the worker. Between blocks it waits on its input, idle, while the other side runs.
     """
     request = json.loads(next(lines))
-    case, m = _apply_request(request)
+    case, sampling = _apply_request(request)
     processes.pin(request.get("cpus"))
     if case.device == "cpu":
         torch.set_num_threads(case.threads)
@@ -242,7 +242,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
         reason = skip_reason(case)
         if reason:
             raise Skip(reason)
-        step = get_ready(case, m.warmup_seconds, figures)
+        step = get_ready(case, sampling.warmup_seconds, figures)
     except Exception as exc:
         status, reason = failure(exc)
         reply({"ready": False, "status": status, "reason": reason})
@@ -273,8 +273,8 @@ def main(argv: list[str]) -> int:
             out.flush()
 
         return serve(iter(sys.stdin.readline, ""), reply)
-    case, m = _apply_request(json.loads(Path(argv[0]).read_text()))
-    result = measure(case, m)
+    case, sampling = _apply_request(json.loads(Path(argv[0]).read_text()))
+    result = measure(case, sampling)
     tmp = Path(argv[1] + ".tmp")
     tmp.write_text(json.dumps(result.to_dict()))
     os.replace(tmp, argv[1])

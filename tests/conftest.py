@@ -23,3 +23,9 @@ def fault_models(monkeypatch):
     from bench.zoo import load_plugins
     load_plugins.cache_clear()
     load_plugins()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _catalog_cache(tmp_path_factory):
+    """`cnnbench list`'s cache in a folder of this session's, not the user's ~/.cache."""
+    os.environ.setdefault("CNNBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cnnbench-cache")))

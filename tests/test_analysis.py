@@ -1,6 +1,5 @@
 """Static analysis on the meta device (bench/analysis.py)."""
 
-import time
 
 import pytest
 import torchvision
@@ -114,13 +113,9 @@ def test_saved_for_backward_bytes():
     assert analyse("lenet5", training=False).saved_bytes is None
 
 
-def test_vgg19_at_batch_1024_is_fast_on_meta():
-    analyse("vgg19")  # first call pays for imports
-    start = time.perf_counter()
+def test_vgg19_at_batch_1024_scales_on_meta():  # its time is measured by benchmarks/list_speed.py
     a = analyse("vgg19", batch_size=1024)
-    elapsed = time.perf_counter() - start
-    assert a.macs == 1024 * analyse("vgg19").macs
-    assert elapsed < 5, f"meta analysis took {elapsed:.1f} s"  # generous bound: it is a meta-device check, not a timing
+    assert a.macs == 1024 * analyse("vgg19").macs and a.built_on == "meta"
 
 
 def test_bad_input():

@@ -134,3 +134,20 @@ def test_dry_run_lists_cases(capsys):
                    "lenet5|cpu|b1|fp32|channels_last|infer|eager|t1|1x32x32",
                    "lenet5|cpu|b1|bf16|contiguous|infer|eager|t1|1x32x32",
                    "lenet5|cpu|b1|bf16|channels_last|infer|eager|t1|1x32x32"]
+
+
+def test_the_axis_table_is_the_one_description_of_a_case():
+    from dataclasses import fields
+
+    from bench.cases import AXES, EXCLUDE_KEYS, Case
+    from bench.cli import build_parser
+    from bench.suites import Suite
+
+    assert [axis.field for axis in AXES] == [f.name for f in fields(Case)]
+    assert {axis.suite_key for axis in AXES} <= {f.name for f in fields(Suite)}
+    assert set(EXCLUDE_KEYS) == {f.name for f in fields(Case)} - {"input_shape"}
+    run = build_parser().parse_args(["run", *[x for axis in AXES for x in (axis.run_flag, "v")]])
+    case = build_parser().parse_args(["profile", "m", *[x for axis in AXES if axis.case_flag
+                                                        for x in (axis.case_flag, "v")]])
+    assert all(getattr(run, axis.run_flag[2:].replace("-", "_")) == "v" for axis in AXES)
+    assert all(getattr(case, axis.case_flag[2:].replace("-", "_")) == "v" for axis in AXES if axis.case_flag)

@@ -150,3 +150,18 @@ def test_training_profile_splits_backward_per_layer(tmp_path):
     assert rows["features.0"]["backward_ms"] > 0 and rows["classifier.2"]["backward_ms"] > 0
     total = sum(r["time_ms"] + r["backward_ms"] for r in result.layers)
     assert 0.3 < total / result.step_ms <= 1.0  # the optimizer step and the loss are the rest
+
+
+def test_a_profile_that_fails_is_said_in_the_case_row(tmp_path):
+    from bench.runner import RunOptions, execute, start_run
+    from bench.store import Store
+    from bench.suites import suite_from_dict
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = Store(tmp_path / "s.db")
+    suite = suite_from_dict({"models": ["lenet5"], "threads": [1], "measure": {"max_seconds": 0.3}}, name="t")
+    run_id = start_run(store, suite, RunOptions(calibrate_seconds=0.05, profile_dir=str(blocker)))
+    execute(store, run_id)
+    (result,) = store.results(run_id)
+    assert result.samples_ns and "profile failed" in result.reason and "cannot write profiles under" in result.reason

@@ -117,14 +117,6 @@ def test_cli_errors(stored, tmp_path, capsys):
     assert "--latest" in capsys.readouterr().err
 
 
-def test_report_generation_is_fast_enough(stored, tmp_path):
-    store, _, base_id, _ = stored
-    start = time.perf_counter()
-    write_report(store, [base_id], tmp_path / "r.html")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 60, f"{elapsed:.1f} s for a quick-sized run"  # the 20 s target is checked in benchmarks/
-
-
 # -- the browser ---------------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -211,6 +203,6 @@ def test_report_renders_in_headless_chromium(stored, tmp_path):
 def test_counts_print_as_whole_numbers_whatever_their_type():
     import numpy as np
 
-    from bench.report import _fmt
+    from bench.report import fmt_value as _fmt
     assert _fmt(np.int64(16_630_440)) == "16,630,440" == _fmt(16_630_440.0) == _fmt(np.float64(16_630_440))
     assert _fmt(float("nan")) == "-" and _fmt(None) == "-" and _fmt(0.3114, 3) == "0.311"

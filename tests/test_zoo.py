@@ -15,9 +15,11 @@ SEED_PARAMS = {
     "vgg19": 143_667_240,
     "googlenet": 13_378_280,
 }
-OWN = ["alexnet", "alexnet_paper", "googlenet", "lenet5", "nin"] + [
-    f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")
-]
+OWN = [name for name in list_models() if get_entry(name).source in ("seed", "companion")]
+
+
+def test_the_registry_lists_every_own_model():
+    assert set(SEED_PARAMS) <= set(OWN) and len(OWN) == 13  # the seed's six, VGG-BN x4, alexnet_paper, lenet5, nin
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -1,0 +1,50 @@
+"""bench/values.py: one rule per kind of value, every bad one refused with its value quoted."""
+
+import pytest
+
+from bench import values
+from bench.cli import main
+from bench.errors import BadValue
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "1.5", "abc", "", "²", "١٢", "1e3", "99999999999999999999", True])
+def test_positive_int_refuses(text):
+    with pytest.raises(BadValue, match="batch size must be a positive integer, got"):
+        values.batch_size(text)
+
+
+@pytest.mark.parametrize("text, expected", [("1", 1), (" 32 ", 32), (8, 8)])
+def test_positive_int_accepts(text, expected):
+    assert values.batch_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "inf", "nan", "-inf", "x", "", "1e999"])
+def test_positive_float_refuses_non_finite_and_non_positive(text):
+    with pytest.raises(BadValue, match="--threshold must be a positive number"):
+        values.positive_float(text, "--threshold")
+
+
+def test_sizes_and_shapes():
+    assert values.byte_size("2GiB") == 2 * 2**30 and values.byte_size("512MiB") == 512 * 2**20
+    assert values.input_size("3x32x32") == (3, 32, 32) and values.input_size([1, 8, 8]) == (1, 8, 8)
+    for bad in ("0", "2XB", "1e99GiB", "-1GiB"):
+        with pytest.raises(BadValue, match="memory size"):
+            values.byte_size(bad)
+    for bad in ("3,224", "3,²,4", "0,8,8", "3,224,224,1"):
+        with pytest.raises(BadValue, match="input size must be three positive integers"):
+            values.input_size(bad)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "a.json", "b.json", "--confirm", "--gate", "timing"], "--gate must be one of all, exact, got 'timing'"),
+    (["compare", "a.json", "b.json", "--confirm", "--instructions-tolerance", "nan"], "--instructions-tolerance"),
+    (["compare", "a.json", "b.json", "--confirm", "some"], "--confirm must be one of doubtful, all, got 'some'"),
+    (["profile", "lenet5", "--steps", "2.5"], "--steps must be a positive integer, got '2.5'"),
+    (["run", "--dry-run", "--worker-memory-limit", "lots"], "memory size"),
+    (["inspect", "lenet5", "--dtype", "int4"], "dtype must be one of float32, bfloat16, float16, got 'int4'"),
+])
+def test_options_are_refused_before_any_work(capsys, argv, message):
+    # the run files do not exist: had the command started, it would have failed on them instead
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
