@@ -8,9 +8,9 @@ the same input.
 Method
     **Build.** ``torch.manual_seed(seed)`` then the registry's builder; the input
     is N(0, 1) from a generator seeded ``seed + 1``; training labels from the same
-    generator. The reference output (fp32, contiguous, eager, eval mode, same
-    weights and input, on the case's device) is computed before the model is
-    cast (bf16/fp16) or converted to channels_last.
+    generator. The reference output (fp32, contiguous, eager, same weights and
+    input, on the case's device, in the check's mode, below) is computed before
+    the model is cast (bf16/fp16) or converted to channels_last.
 
     **Step.** Inference runs in eval mode under ``torch.inference_mode()``;
     training is a full step (zero grads, forward, cross-entropy on the fixed
@@ -22,10 +22,18 @@ Method
     and every 4-D conv weight; the output dtype against the precision
     (``bench.precision``); every variant other than fp32/contiguous/eager against
     the reference (max absolute error, and that error relative to the
-    reference's largest magnitude, within the precision's tolerance).
+    reference's largest magnitude, within the precision's tolerance for the
+    case's mode). Both outputs come from the same weights, buffers and input:
+    inference compares eval-mode outputs; training compares the forward the
+    training step runs (train mode: BatchNorm normalises with the batch's own
+    statistics), with dropout modules switched off and the RNG seeded alike,
+    before any optimizer step has changed the weights, and the buffers
+    (BatchNorm's running statistics) put back afterwards. The main output is
+    compared (GoogLeNet's auxiliary heads apply functional dropout).
 
     **Cold start** (``get_ready``) is the first step alone (for ``compile``, the
-    compilation with it). **Warm-up** (``warm_up``) then runs until the median of
+    compilation with it); a training case is checked before it (the step changes
+    the weights), an inference case after it (so that compiling is in the cold start). **Warm-up** (``warm_up``) then runs until the median of
     the last three iterations is within 5% of the three before, or the warm-up
     cap passes (``warmup_settled`` says which).
 """
@@ -37,14 +45,14 @@ import math
 import shutil
 import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
 
 from .cases import Case
 from .errors import first_line
-from .precision import PRECISIONS
+from .precision import PRECISIONS, tolerance
 from .stats import median
 from .zoo import resolve
 
@@ -130,13 +138,13 @@ class Prepared:
         model = resolve(case.model).build()
         gen = torch.Generator().manual_seed(seed + 1)
         x = torch.randn((case.batch_size, *case.input_shape), generator=gen)
-        # The reference: same weights, same input, fp32 contiguous eager, in eval mode, on the case's device.
+        # The reference: same weights, same input, fp32 contiguous eager, in the check's mode, on the case's device.
         model = model.to(device)
         x = x.to(device)
         self.reference: Optional[torch.Tensor] = None
         if not case.is_reference:
-            with torch.inference_mode():
-                self.reference = _first(model.eval()(x)).float().clone()
+            with _checking(model, case.mode):
+                self.reference = _first(model(x)).float().clone()
         if precision.weights != "float32":
             model = model.to(dtype(precision.weights))
             x = x.to(dtype(precision.weights))
@@ -157,9 +165,9 @@ class Prepared:
             return torch.autocast(self.case.device, dtype=dtype(precision.compute))
         return contextlib.nullcontext()
 
-    def forward_eval(self) -> torch.Tensor:
-        self.model.eval()
-        with torch.inference_mode(), self.autocast():
+    def forward_checked(self) -> torch.Tensor:
+        """The main output that the validity check compares with the reference (see the module docstring)."""
+        with _checking(self.model, self.case.mode), self.autocast():
             return _first(self.callable(self.x))
 
     def step(self) -> Callable[[], Any]:
@@ -185,6 +193,35 @@ class Prepared:
         return train_step
 
 
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+@contextlib.contextmanager
+def _checking(model: nn.Module, mode: str) -> Iterator[None]:
+    """The state a validity forward runs in: eval mode for inference; for training, train mode with dropout
+    modules off, the RNG seeded, no autograd graph, and every buffer restored afterwards."""
+    if mode == "infer":
+        model.eval()
+        with torch.inference_mode():
+            yield
+        return
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    model.train()
+    dropouts = [m for m in model.modules() if isinstance(m, _DROPOUT)]
+    for m in dropouts:
+        m.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
+            yield
+    finally:
+        for m in dropouts:
+            m.train()
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(saved[name])
+
+
 def validity(prep: Prepared) -> dict[str, Any]:
     """The validity figures of ``bench.record.Result``: check_channels_last, output_dtype, check_dtype,
     output_max_abs_err, output_rel_err, check_output (each only where it applies)."""
@@ -194,7 +231,7 @@ def validity(prep: Prepared) -> dict[str, Any]:
         weights = [m.weight for m in prep.model.modules() if isinstance(m, nn.Conv2d)]
         checks["check_channels_last"] = prep.x.is_contiguous(memory_format=torch.channels_last) and all(
             w.is_contiguous(memory_format=torch.channels_last) for w in weights)
-    out = prep.forward_eval()
+    out = prep.forward_checked()
     checks["output_dtype"] = str(out.dtype).replace("torch.", "")
     checks["check_dtype"] = out.dtype == dtype(precision.compute)
     if prep.reference is not None:
@@ -202,7 +239,7 @@ def validity(prep: Prepared) -> dict[str, Any]:
         scale = prep.reference.abs().max().item() or 1.0
         checks["output_max_abs_err"] = err
         checks["output_rel_err"] = err / scale
-        checks["check_output"] = math.isfinite(err) and err / scale <= precision.tolerance
+        checks["check_output"] = math.isfinite(err) and err / scale <= tolerance(case.precision, case.mode)
     return checks
 
 
@@ -227,14 +264,18 @@ def warm_up(step: Callable[[], Any], case: Case, cap_s: float) -> tuple[int, boo
 
 
 def get_ready(case: Case, warmup_cap_s: float, figures: dict[str, Any]) -> Callable[[], Any]:
-    """Build, time the cold start, run the validity checks and warm up; the figures go into ``figures``."""
+    """Build, check, time the cold start and warm up (in the module docstring's order); the figures go into
+    ``figures``."""
     prep = Prepared(case)
+    if case.mode == "train":
+        figures.update(validity(prep))
     step = prep.step()
     t0 = time.perf_counter_ns()
     step()
     sync(case)
     figures["cold_start_ms"] = (time.perf_counter_ns() - t0) / 1e6
-    figures.update(validity(prep))
-    step = prep.step()  # the check ran in eval mode; put a training case back
+    if case.mode == "infer":
+        figures.update(validity(prep))
+        step = prep.step()
     figures["warmup_iterations"], figures["warmup_settled"] = warm_up(step, case, warmup_cap_s)
     return step

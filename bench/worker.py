@@ -44,7 +44,7 @@ import torch
 
 from . import processes
 from .cases import Case, Measure
-from .precision import PRECISIONS
+from .precision import tolerance
 from .prepare import Skip, failure, get_ready, set_backends, skip_reason
 from .record import Result, failed_checks
 from .stats import median_ci_rel
@@ -182,7 +182,7 @@ def measure(case: Case, sampling: Measure) -> Result:
         detail = {"check_channels_last": "tensors are not channels_last",
                   "check_dtype": f"output dtype is {figures.get('output_dtype')}",
                   "check_output": f"output differs from fp32 contiguous eager by {figures.get('output_rel_err'):.3g} "
-                                  f"(relative; allowed {PRECISIONS[case.precision].tolerance:g})"}
+                                  f"(relative; allowed {tolerance(case.precision, case.mode):g})"}
         return done("invalid", "; ".join(detail[name] for name in failed), **figures)
     if stop == "time cap" and median_ci_rel(figures["samples_ns"]) > sampling.target_ci:
         spread = median_ci_rel(figures["samples_ns"])

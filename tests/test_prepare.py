@@ -1,0 +1,55 @@
+"""bench/prepare.py: the validity check compares like with like, in inference and in training."""
+
+import pytest
+import torch
+
+from bench.cases import Case
+from bench.precision import PRECISIONS, tolerance
+from bench.prepare import Prepared, get_ready, skip_reason, validity
+
+# without BatchNorm, with it (ours and torchvision's), and with auxiliary outputs
+MODELS = {"lenet5": (1, 32, 32), "tv.resnet18": (3, 64, 64), "googlenet": (3, 224, 224)}
+VARIANTS = [(p, f) for p in PRECISIONS for f in ("contiguous", "channels_last") if (p, f) != ("fp32", "contiguous")]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("precision, memory_format", VARIANTS)
+def test_every_training_variant_the_cpu_runs_is_valid(model, precision, memory_format):
+    case = Case(model, batch_size=2, precision=precision, memory_format=memory_format, mode="train", threads=1,
+                input_shape=MODELS[model])
+    if skip_reason(case):
+        pytest.skip(skip_reason(case))
+    checks = validity(Prepared(case))
+    assert checks["check_output"], checks
+    assert checks.get("check_channels_last", True) and checks["check_dtype"]
+    if precision == "fp32":  # same arithmetic, another layout: no more than float32 rounding
+        assert checks["output_rel_err"] < 1e-4
+
+
+def test_the_training_check_runs_on_the_weights_and_statistics_the_step_starts_from():
+    case = Case("tv.resnet18", batch_size=4, precision="fp32", memory_format="channels_last", mode="train",
+                threads=1, input_shape=(3, 64, 64))
+    prep = Prepared(case)
+    before = {k: v.clone() for k, v in prep.model.state_dict().items()}
+    checks = validity(prep)
+    after = prep.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm's running statistics put back
+    assert checks["output_rel_err"] < 1e-4
+    figures = {}
+    get_ready(case, 0.2, figures)  # the cold-start SGD step changes the weights: the check came before it
+    assert figures["check_output"] and figures["output_rel_err"] < 1e-4 and figures["cold_start_ms"] > 0
+
+
+def test_training_compares_the_train_mode_forward_not_the_eval_one():
+    infer = validity(Prepared(Case("tv.resnet18", batch_size=4, precision="amp-bf16", threads=1,
+                                   input_shape=(3, 64, 64))))
+    train = validity(Prepared(Case("tv.resnet18", batch_size=4, precision="amp-bf16", mode="train", threads=1,
+                                   input_shape=(3, 64, 64))))
+    # batch statistics remove what the images share, so the same rounding is a larger share of what is left
+    assert train["output_rel_err"] > infer["output_rel_err"]
+    assert tolerance("amp-bf16", "train") > tolerance("amp-bf16", "infer")
+
+
+def test_a_real_difference_is_still_invalid_in_training(fault_models):
+    case = Case("fault_layout", memory_format="channels_last", mode="train", threads=1, input_shape=(3, 8, 8))
+    assert validity(Prepared(case))["check_output"] is False
