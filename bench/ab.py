@@ -8,7 +8,7 @@ of variation, and consecutive windows inside one process spread as widely as
 fresh processes do. What cancels that drift is measuring both sides in the
 same moments.
 
-Method (``interleave``)
+Method (``interleave``, on the N-way engine of ``bench.group`` with two members)
     Both sides get a worker process of their own (``python -m bench.worker
     --serve``, the baseline's from its own checkout when ``Arm.src`` is set),
     built, checked and warmed up like any case, and both pinned to the same
@@ -52,26 +52,16 @@ hits both blocks of a round), which is what makes the sign test honest here.
 
 from __future__ import annotations
 
-import json
 import math
-import select
-import subprocess
-import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
-from .processes import exit_reason, kill_group, shared_cpus, start
-from .cases import Case, Measure
-from .stats import median, median_ci, paired_figures
+from .cases import Measure
+from .group import SETTLE_S, Arm, Member, paired_rounds, run_group
+from .stats import median_ci, paired_figures
 
-
-@dataclass(frozen=True)
-class Arm:
-    """One side of an A/B: a case, and the checkout whose code measures it (None: this one)."""
-
-    case: Case
-    src: Optional[str] = None
+__all__ = ["Arm", "Paired", "interleave", "SETTLE_S"]
 
 
 @dataclass(frozen=True)
@@ -96,52 +86,6 @@ class Paired:
         return len(self.base_ns)
 
 
-class _Worker:
-    """A serving worker process (``bench.worker --serve``) and its line protocol."""
-
-    def __init__(self, name: str, arm: Arm, sampling: Measure, request_extra: dict[str, Any]) -> None:
-        self.name = name
-        self.timeout = sampling.timeout_s
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker never blocks on it
-        self.proc = start("bench.worker", ["--serve"], src=arm.src, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.send({"case": arm.case.to_dict(), "measure": asdict(sampling), **request_extra})
-
-    def send(self, obj: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(obj) + "\n")
-        self.proc.stdin.flush()
-
-    def receive(self) -> dict[str, Any]:
-        """The next reply; raises _Gone with a status and reason when the worker dies or hangs."""
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
-        if not ready:
-            self.close()
-            raise _Gone("timeout", f"{self.name}: worker passed its {self.timeout:g} s limit and was killed")
-        line = self.proc.stdout.readline()
-        if not line:
-            code = self.proc.wait()
-            self.stderr.seek(0)
-            raise _Gone("crashed", f"{self.name}: {exit_reason(code, self.stderr.read(), 'reply')}")
-        return json.loads(line)
-
-    def close(self) -> None:
-        kill_group(self.proc)
-        for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
-            if stream:
-                stream.close()
-
-
-class _Gone(Exception):
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-SETTLE_S = 0.005  # after a multi-threaded CPU block: OpenMP's idle threads spin for about 1-3 ms
-
-
 def interleave(base: Arm, cand: Arm, sampling: Measure = Measure(), *, block_s: float = 0.0, min_rounds: int = 20,
                max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
                pin: bool = True, settle_s: Optional[float] = None, processes: int = 2) -> Paired:
@@ -152,61 +96,30 @@ def interleave(base: Arm, cand: Arm, sampling: Measure = Measure(), *, block_s: 
     """
     max_seconds = sampling.max_seconds if max_seconds is None else max_seconds
     t0 = time.perf_counter()
-    request_extra = {**(request_extra or {}), "cpus": shared_cpus(base.case, cand.case) if pin else None}
-    if settle_s is None:
-        settle_s = SETTLE_S if base.case.device == "cpu" and max(base.case.threads, cand.case.threads) > 1 else 0.0
+    share = max(1, processes)
+
+    def enough(members: list[Member]) -> bool:
+        base_ns, cand_ns = paired_rounds(members[1], members[0])
+        lo, hi = median_ci([math.log(c / b) for b, c in zip(base_ns, cand_ns)])
+        return (hi - lo) / 2 <= sampling.target_ci
+
     medians: tuple[list[int], list[int]] = ([], [])
     counts = [0, 0]
     pair_ratios = []
-    share = max(1, processes)
-    try:
-        for _ in range(share):
-            pair = _one_pair(base, cand, sampling, request_extra, block_s=block_s, settle_s=settle_s,
-                             min_rounds=math.ceil(min_rounds / share), max_rounds=math.ceil(max_rounds / share),
-                             max_seconds=max_seconds / share)
-            if isinstance(pair, Paired):
-                return replace(pair, seconds=time.perf_counter() - t0)
-            (base_ns, cand_ns), (n_base, n_cand) = pair
-            medians[0].extend(base_ns)
-            medians[1].extend(cand_ns)
-            counts[0] += n_base
-            counts[1] += n_cand
-            pair_ratios.append(paired_figures(base_ns, cand_ns)["ratio"])
-    except _Gone as gone:
-        return Paired(status=gone.status, reason=gone.reason, seconds=time.perf_counter() - t0)
+    for _ in range(share):
+        run = run_group([base, cand], sampling, enough, names=["baseline", "candidate"], block_s=block_s,
+                        min_rounds=math.ceil(min_rounds / share), max_rounds=math.ceil(max_rounds / share),
+                        max_seconds=max_seconds / share, request_extra=request_extra, pin=pin, settle_s=settle_s,
+                        stop_on_failure=True)
+        failed = next((m for m in run.members if not m.active), None)
+        if failed is not None:
+            return Paired(status=failed.status, reason=failed.reason, seconds=time.perf_counter() - t0)
+        base_ns, cand_ns = paired_rounds(run.members[1], run.members[0])
+        medians[0].extend(base_ns)
+        medians[1].extend(cand_ns)
+        counts[0] += len(run.members[0].samples_ns)
+        counts[1] += len(run.members[1].samples_ns)
+        pair_ratios.append(paired_figures(base_ns, cand_ns)["ratio"])
     return Paired(status="ok", base_ns=tuple(medians[0]), cand_ns=tuple(medians[1]), base_iterations=counts[0],
                   cand_iterations=counts[1], seconds=time.perf_counter() - t0, pair_ratios=tuple(pair_ratios),
                   **paired_figures(medians[0], medians[1]))
-
-
-def _one_pair(base: Arm, cand: Arm, sampling: Measure, request_extra: dict[str, Any], *, block_s: float, settle_s: float,
-              min_rounds: int, max_rounds: int, max_seconds: float):
-    """One pair of workers, alternating: ((base medians, cand medians), (base count, cand count)), or a failed Paired."""
-    workers: list[_Worker] = []
-    try:
-        for name, arm in (("baseline", base), ("candidate", cand)):
-            workers.append(_Worker(name, arm, sampling, request_extra))
-        for worker in workers:
-            hello = worker.receive()
-            if not hello.get("ready"):
-                return Paired(status=hello.get("status", "error"), reason=f"{worker.name}: {hello.get('reason', '')}")
-        medians: tuple[list[int], list[int]] = ([], [])
-        counts = [0, 0]
-        spent = 0.0
-        while True:
-            order = (0, 1) if len(medians[0]) % 2 == 0 else (1, 0)
-            for side in order:
-                b0 = time.perf_counter()
-                workers[side].send({"block": block_s, "settle": settle_s})
-                samples = workers[side].receive()["samples_ns"]
-                spent += time.perf_counter() - b0
-                medians[side].append(round(median(samples)))
-                counts[side] += len(samples)
-            n = len(medians[0])
-            if n >= min_rounds:
-                lo, hi = median_ci([math.log(c / b) for b, c in zip(*medians)])
-                if (hi - lo) / 2 <= sampling.target_ci or spent >= max_seconds or n >= max_rounds:
-                    return medians, counts
-    finally:
-        for worker in workers:
-            worker.close()

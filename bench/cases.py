@@ -65,6 +65,15 @@ EXCLUDE_KEYS = tuple(axis.field for axis in AXES if axis.excludable)
 CASE_AXES = tuple(axis for axis in AXES if axis.case_flag)  # what ab and profile take one value of
 
 
+# Comparison groups: cases measured together, interleaved (bench.group), because a report compares them.
+# Each grouping names the case fields the members of a group share; "none" measures every case alone.
+GROUPINGS: dict[str, Optional[tuple[str, ...]]] = {
+    "variant": ("model", "device", "batch_size", "mode", "threads", "input_shape"),  # precision x format x compiler
+    "model": ("device", "batch_size", "precision", "memory_format", "mode", "compiler", "threads"),  # the ranking
+    "none": None,
+}
+
+
 def case_change(item: str) -> tuple[str, str]:
     """``ab --vs FLAG=VALUE``: (the Case field, the value's text), e.g. 'memory-format=channels_last'."""
     by_flag = {axis.case_flag.lstrip("-"): axis.field for axis in CASE_AXES}

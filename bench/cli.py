@@ -15,7 +15,7 @@ import sys
 from typing import Any, NoReturn, Optional, Sequence
 
 from . import views
-from .cases import AXES, CASE_AXES, Measure, case_change
+from .cases import AXES, CASE_AXES, GROUPINGS, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError
 from .processes import checkout
@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         store.run(run_id)  # an unknown id fails here
     else:
         suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, _dest(axis.run_flag)) for axis in AXES},
-                                 max_seconds=args.max_seconds, timeout_s=args.timeout)
+                                 max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
         cases = suite.cases()
         if args.dry_run:
             print("\n".join(case.key for case in cases))
@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = RunOptions(
             isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
             instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
-            memory_limit_bytes=args.worker_memory_limit,
+            memory_limit_bytes=args.worker_memory_limit, group=suite.group,
         )
         store = _store_of(args, create=True)
         run_id = start_run(store, suite, options)
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(axis.run_flag, help=f"{axis.help} (default: the suite's)")
     p.add_argument("--max-seconds", type=option(positive_float, "--max-seconds"), help="time cap on sampling a case, s")
     p.add_argument("--timeout", type=option(positive_float, "--timeout"), help="a worker's whole limit, s (default 600)")
+    p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
     _store(p)

@@ -21,13 +21,32 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
-from .cases import Case
+from .cases import Case, Measure
+from .precision import tolerance
+from .stats import median_ci_rel
 
 STATUSES = ("ok", "noisy", "invalid", "skipped", "oom", "crashed", "timeout", "error")
 MEASURED = ("ok", "noisy", "invalid")  # statuses that carry samples
 CHECKS = ("check_channels_last", "check_dtype", "check_output")  # the validity checks, each True, False or None
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """A case measured in a comparison group (``bench.group``): its time against the group's reference from
+    their paired rounds. ratio = exp(median over rounds of log(case / reference)), > 1 is slower; its
+    distribution-free 95% CI and the exact sign test's p (``bench.stats.paired_figures``). The reference
+    itself carries its group with no ratio."""
+
+    group: str  # the axes the members share, and "part i of n" when the group was split to fit in memory
+    reference: str  # the reference case's key
+    members: int  # cases measured together
+    rounds: int = 0  # rounds this case and the reference both ran
+    ratio: Optional[float] = None
+    ratio_ci_low: Optional[float] = None
+    ratio_ci_high: Optional[float] = None
+    p_value: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -65,18 +84,27 @@ class Result:
     instructions_reason: str = ""  # why there is no count, when asked for one
     started_at: float = 0.0  # unix time
     duration_s: float = 0.0  # the whole case: build, checks, warm-up, sampling
+    # measured in a comparison group: the median of each interleaved round, and the pairing with the reference
+    round_medians_ns: tuple[int, ...] = ()
+    pairing: Optional[Pairing] = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["case"] = self.case.to_dict()
+        if self.pairing is None:
+            data.pop("pairing")
+        if not self.round_medians_ns:
+            data.pop("round_medians_ns")
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
         data = dict(data)
         data["case"] = Case.from_dict(data["case"])
-        for key in ("samples_ns", "host_samples_ns"):
+        for key in ("samples_ns", "host_samples_ns", "round_medians_ns"):
             data[key] = tuple(data.get(key) or ())
+        if data.get("pairing") is not None:
+            data["pairing"] = Pairing(**data["pairing"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -86,9 +114,30 @@ def failed_checks(figures: dict[str, Any]) -> list[str]:
     return [name for name in CHECKS if figures.get(name) is False]
 
 
+def invalid_reason(case: Case, figures: dict[str, Any]) -> str:
+    """Why the validity checks in ``figures`` fail, or "" when none does."""
+    detail = {"check_channels_last": "tensors are not channels_last",
+              "check_dtype": f"output dtype is {figures.get('output_dtype')}",
+              "check_output": f"output differs from fp32 contiguous eager by {figures.get('output_rel_err') or 0:.3g} "
+                              f"(relative; allowed {tolerance(case.precision, case.mode):g})"}
+    return "; ".join(detail[name] for name in failed_checks(figures))
+
+
+def timing_status(spread_of: Sequence[float], stop: str, sampling: Measure) -> tuple[str, str]:
+    """ok, or noisy when sampling hit its time cap with the median's CI (from ``spread_of``: the samples, or
+    the medians of interleaved rounds) wider than the target."""
+    spread = median_ci_rel(spread_of)
+    if stop == "time cap" and spread > sampling.target_ci:
+        return "noisy", (f"median known to +/-{100 * spread:.1f}% after {len(spread_of)} samples "
+                         f"(target +/-{100 * sampling.target_ci:g}%); rerun with a longer max_seconds or a quieter "
+                         "machine")
+    return "ok", ""
+
+
 def tally(labels: Iterable[str]) -> dict[str, int]:
     """How many of each status or verdict, in name order: ``{"ok": 40, "skipped": 8}``."""
     return dict(sorted(Counter(labels).items()))
 
 
-__all__ = ["Result", "STATUSES", "MEASURED", "CHECKS", "failed_checks", "tally"]
+__all__ = ["Result", "Pairing", "STATUSES", "MEASURED", "CHECKS", "failed_checks", "invalid_reason", "timing_status",
+           "tally"]

@@ -30,7 +30,8 @@ from .store import Store
 REFERENCE = "fp32/contiguous/eager"
 NOT_OK = tuple(status for status in STATUSES if status != "ok")
 MIB = 2**20
-NUMERIC = ("params", "macs", "flops", "step_flops", "activation_bytes", "saved_bytes", "cpu_peak_rss_delta_bytes",
+NUMERIC = ("speedup", "speedup_ci_low", "speedup_ci_high",
+           "params", "macs", "flops", "step_flops", "activation_bytes", "saved_bytes", "cpu_peak_rss_delta_bytes",
            "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes", "throughput_img_s", "latency_ms_p50")
 
 
@@ -156,36 +157,66 @@ def plot_latency(runs: Sequence[RunData], batch_pick: str) -> Optional[str]:
     return _finish(fig)
 
 
-def speedup_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per (device, mode, variant): reference p50 / variant p50, model x batch size. > 1 is faster."""
-    data = frame[frame["latency_ms_p50"].notna()]
-    tables: dict[str, pd.DataFrame] = {}
-    group_cols = ["device", "mode", "threads", "model", "batch_size"]
-    ref = data[data["variant"] == REFERENCE].set_index(group_cols)["latency_ms_p50"]
-    for (device, mode, variant), part in data[data["variant"] != REFERENCE].groupby(["device", "mode", "variant"]):
-        joined = part.set_index(group_cols)["latency_ms_p50"]
-        speed = (ref.reindex(joined.index) / joined).dropna()
-        if speed.empty:
-            continue
-        table = speed.reset_index().pivot_table(index="model", columns="batch_size", values="latency_ms_p50")
-        tables[f"{variant} ({device}, {mode})"] = table
+def speedup_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every variant's speedup over fp32/contiguous/eager of the same model, batch, mode, device and threads
+    (> 1 is faster): the paired speedup with its 95% CI where the two were measured together (``paired``),
+    else the ratio of their medians, measured apart (no interval)."""
+    data = frame[frame["latency_ms_p50"].notna()].copy()
+    keys = ["run_id", "device", "mode", "threads", "model", "batch_size"]
+    ref = data[data["variant"] == REFERENCE].set_index(keys)
+    rows = data[data["variant"] != REFERENCE].set_index(keys)
+    rows["apart"] = ref["latency_ms_p50"].reindex(rows.index) / rows["latency_ms_p50"]
+    rows["reference_key"] = ref["case_key"].reindex(rows.index)
+    rows = rows.reset_index()
+    rows["paired"] = rows["speedup"].notna() & (rows["group_reference"] == rows["reference_key"])
+    rows["value"] = rows["speedup"].where(rows["paired"], rows["apart"])
+    rows["no_difference"] = rows["paired"] & (rows["speedup_ci_low"] <= 1) & (rows["speedup_ci_high"] >= 1)
+    return rows[rows["value"].notna()]
+
+
+def speedup_tables(frame: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per (device, mode, variant): speedups as model x batch size, and where the interval includes 1."""
+    rows = speedup_rows(frame)
+    tables = {}
+    for (device, mode, variant), part in rows.groupby(["device", "mode", "variant"]):
+        value = part.pivot_table(index="model", columns="batch_size", values="value")
+        undecided = part.pivot_table(index="model", columns="batch_size", values="no_difference", aggfunc="max")
+        tables[f"{variant} ({device}, {mode})"] = (value, undecided.reindex_like(value).fillna(False).astype(bool))
     return tables
 
 
-def plot_speedups(tables: dict[str, pd.DataFrame]) -> Optional[str]:
+def plot_speedups(tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> Optional[str]:
+    """Heatmaps of the speedups; a cell whose paired 95% CI includes 1 is grey, "no measurable difference"."""
     if not tables:
         return None
     _, sns = _mpl()
-    fig, panels = _facets(list(tables.items()), 2, 5.6, 0.45 * max(len(t) for t in tables.values()) + 1.8)
-    values = pd.concat([t.stack() for t in tables.values()])
-    span = max(abs(math.log(values.min())), abs(math.log(values.max())), math.log(1.25))
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import ListedColormap, LogNorm
 
-    for ax, (title, table) in panels:
-        sns.heatmap(table, annot=True, fmt=".2f", cmap="RdBu", norm=LogNorm(math.exp(-span), math.exp(span)),
+    fig, panels = _facets(list(tables.items()), 2, 5.6, 0.45 * max(len(t) for t, _ in tables.values()) + 1.8)
+    values = pd.concat([t.stack() for t, _ in tables.values()])
+    span = max(abs(math.log(values.min())), abs(math.log(values.max())), math.log(1.25))
+    for ax, (title, (table, undecided)) in panels:
+        labels = table.map(lambda v: "" if v != v else f"{v:.2f}").where(~undecided, "n.d.")
+        sns.heatmap(table, mask=undecided | table.isna(), annot=labels, fmt="", cmap="RdBu",
+                    norm=LogNorm(math.exp(-span), math.exp(span)),
                     cbar_kws={"label": "speedup vs fp32 contiguous eager (x)"}, linewidths=0.5, ax=ax)
+        if undecided.to_numpy().any():
+            sns.heatmap(table.where(undecided), mask=~undecided, annot=labels, fmt="", cbar=False, linewidths=0.5,
+                        cmap=ListedColormap(["#d9d9d9"]), ax=ax)
         ax.set(title=f"speedup: {title}", xlabel="batch size", ylabel="model")
     return _finish(fig)
+
+
+def speedup_table_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The heatmaps' numbers with their intervals, for the table under them."""
+    rows = speedup_rows(frame).sort_values(["device", "mode", "model", "batch_size", "variant"])
+    return [{"case": f"{r['model']} b{r['batch_size']} {r['mode']} ({r['device']}, t{r['threads']})",
+             "variant": r["variant"], "speedup": r["value"],
+             "ci": f"{r['speedup_ci_low']:.3f}-{r['speedup_ci_high']:.3f}" if r["paired"] else "measured apart",
+             "p": r["paired_p_value"] if r["paired"] else None,
+             "verdict": "no measurable difference" if r["no_difference"] else
+                        ("faster" if r["value"] > 1 else "slower") + ("" if r["paired"] else " (unpaired)")}
+            for _, r in rows.iterrows()]
 
 
 def _weight_bytes(precision: str) -> int:
@@ -376,6 +407,7 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
             "memory": plot_memory(frame),
         },
         static=static_rows(frame),
+        speedups=speedup_table_rows(frame),
         failures=failure_rows(frame),
         comparisons=[(runs[0].run_id, runs[i + 1].run_id, c) for i, c in enumerate(comparisons)],
         profiles=profile_sections(runs, profiles_root, report_dir),

@@ -23,8 +23,8 @@ import pandas as pd
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
-from .record import Result
-from .stats import median, summarize
+from .record import Pairing, Result
+from .stats import median, median_ci, median_ci_rel, summarize
 from .store import Store, open_store
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
@@ -35,11 +35,18 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None) -
     row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
     row["input_shape"] = "x".join(map(str, case.input_shape))
     data = result.to_dict()
-    for key in ("case", "samples_ns", "host_samples_ns"):
-        data.pop(key)
+    for key in ("case", "samples_ns", "host_samples_ns", "round_medians_ns", "pairing"):
+        data.pop(key, None)
     row.update(data)
     samples_ms = [s / 1e6 for s in result.samples_ns]
     row.update(summarize(samples_ms))
+    row["latency_ci_from"] = "samples" if samples_ms else None
+    if result.round_medians_ns:  # interleaved: the interval a rerun would see, from the rounds' medians
+        rounds_ms = [r / 1e6 for r in result.round_medians_ns]
+        row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"] = median_ci(rounds_ms)
+        row["latency_p50_ci_rel"] = median_ci_rel(rounds_ms)
+        row["latency_ci_from"] = "rounds"
+    row.update(pairing_columns(result.pairing))
     p50 = row["latency_ms_p50"]
     row["throughput_img_s"] = case.batch_size / (p50 / 1e3) if samples_ms and p50 > 0 else math.nan
     row["flops"] = 2 * result.macs if result.macs is not None else None
@@ -51,6 +58,20 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None) -
     row["peak_fraction"] = row["achieved_gflop_s"] / peak if peak else math.nan
     row["host_latency_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
     return row
+
+
+def pairing_columns(pairing: Optional[Pairing]) -> dict[str, Any]:
+    """A grouped case's columns: its group, the reference, the paired time ratio with its CI and p, and the
+    speedup over the reference (1 / ratio, > 1 is faster) with its CI."""
+    p = pairing or Pairing(group=None, reference=None, members=None, rounds=None)  # type: ignore[arg-type]
+
+    def inverse(value: Optional[float]) -> Optional[float]:
+        return 1 / value if value else None
+
+    return {"group": p.group, "group_reference": p.reference, "group_members": p.members, "paired_rounds": p.rounds,
+            "paired_ratio": p.ratio, "paired_ratio_ci_low": p.ratio_ci_low, "paired_ratio_ci_high": p.ratio_ci_high,
+            "paired_p_value": p.p_value, "speedup": inverse(p.ratio), "speedup_ci_low": inverse(p.ratio_ci_high),
+            "speedup_ci_high": inverse(p.ratio_ci_low)}
 
 
 def load(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd.DataFrame:

@@ -13,6 +13,24 @@ The batch size is never changed behind the user's back; with ``oom_retry`` an
 ``oom`` case is followed by the same case at half the batch, down to 1, each a
 row of its own with ``requested_batch_size`` set. ``isolation="none"`` measures
 in this process, for debugging (no time limit, a crash ends the suite).
+
+Comparison groups (``RunOptions.group``, a key of ``bench.cases.GROUPINGS``;
+a suite's ``group``, default ``variant``): the cases a report compares are
+measured together, interleaved (``bench.group``), one serving worker per
+case, so that the machine's drift cancels in their ratios. Each member's
+time against the group's reference (fp32/contiguous/eager for ``variant``,
+the first model for ``model``) is stored as its ``Pairing``; the rounds'
+medians are stored too, and its p50's interval comes from them (what a
+rerun would see), not from consecutive iterations. The stopping rule: every
+active member's ratio to the reference and its own round-median interval
+within ``target_ci``, or ``max_seconds`` of blocks per member, or
+``max_samples`` rounds. A member that fails leaves with its status and the
+others go on; an invalid member stays (timed, marked invalid, unpaired). A
+group whose workers would not fit in memory together (the static analysis's
+weights, gradients and activations, plus a runtime allowance, against the
+machine's available memory) is split in parts that keep the reference, and
+the part is in the group's label. A group is committed as a whole, so
+``--resume`` measures a group that was in flight again, whole.
 """
 
 from __future__ import annotations
@@ -20,6 +38,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
+import math
 import subprocess
 import tempfile
 import time
@@ -30,11 +49,13 @@ from typing import Any, Callable, Optional
 from . import environment, instructions, processes
 from .analysis import analyse
 from .calibrate import calibrate
-from .cases import Case, Measure
+from .cases import GROUPINGS, Case, Measure
 from .errors import BadInput, BadValue
-from .precision import weight_dtype
+from .group import Arm, Member, paired_rounds, run_group
+from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
-from .record import Result
+from .record import Pairing, Result, invalid_reason, timing_status
+from .stats import median_ci, median_ci_rel, paired_figures
 from .store import Store
 from .suites import Suite
 from .worker import measure
@@ -42,6 +63,8 @@ from .worker import measure
 PROFILE_TIMEOUT_S = 900.0  # one profile of one case, build and compilation included
 
 ISOLATIONS = ("process", "none")
+BLOCK_S = 0.05  # a group member's block: at least one iteration and 50 ms (see the note in group_block_bias)
+RUNTIME_BYTES = 600 * 2**20  # a worker's own footprint before its model: the interpreter, torch, allocator slack
 
 
 @dataclass(frozen=True)
@@ -54,10 +77,14 @@ class RunOptions:
     calibrate_seconds: float = 0.5
     instructions: Optional[str] = None  # model pattern whose cases also get callgrind instruction counts
     profile_dir: Optional[str] = None  # profile every measured case after measuring it, traces under here
+    group: Optional[str] = None  # a key of GROUPINGS; None: the suite's (start_run), or "none" for older runs
+    block_s: float = BLOCK_S  # length of one member's block in a group's round
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATIONS:
             raise BadValue(f"isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        if self.group is not None and self.group not in GROUPINGS:
+            raise BadValue(f"group must be one of {', '.join(GROUPINGS)}, got {self.group!r}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -155,6 +182,7 @@ def run_settings(suite: Suite, cases: list[Case], options: RunOptions) -> dict[s
 
 def start_run(store: Store, suite: Suite, options: RunOptions) -> str:
     cases = suite.cases()
+    options = replace(options, group=options.group or suite.group)
     env = environment.collect()
     # what the workers run with, not what this process happens to have
     env.update(tf32_matmul=options.tf32, tf32_cudnn=options.tf32, cudnn_benchmark=options.cudnn_benchmark,
@@ -175,20 +203,174 @@ def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]
 
 def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
             on_result: Callable[[Result], None] = lambda r: None) -> None:
-    """Measure every pending case of a run, committing each before the next starts."""
+    """Measure every pending case of a run, committing each case (or group) before the next starts."""
     todo, sampling, options = pending(store, run_id)
     one = run_isolated if options.isolation == "process" else run_in_process
-    for index, case in enumerate(todo):
-        on_start(case, index, len(todo))
-        for result in _attempts(case, sampling, options, one):
-            result = replace(result, **static_figures(result.case))
-            if options.instructions and result.samples_ns and fnmatch.fnmatchcase(result.case.model, options.instructions):
-                per_iter, why = instructions.count(result.case)
-                result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
-            if options.profile_dir and result.samples_ns:
-                why_not = profile_isolated(result.case, options.profile_dir, run_id)
-                if why_not:
-                    result = replace(result, reason="; ".join(filter(None, [result.reason, why_not])))
-            store.add_result(run_id, result)
+    grouping = options.group if options.isolation == "process" else "none"
+    done = 0
+    for members in group_cases(todo, grouping or "none"):
+        for case in members:
+            on_start(case, done, len(todo))
+        if len(members) == 1:
+            results = list(_attempts(members[0], sampling, options, one))
+        else:
+            results = measure_group(members, sampling, options)
+            for result in list(results):  # --oom-retry: a member out of memory is retried alone, smaller
+                if result.status == "oom" and options.oom_retry:
+                    results += list(_attempts(result.case, sampling, options, one))[1:]
+        results = [_finish(result, options, run_id) for result in results]
+        store.add_results(run_id, results)
+        for result in results:
             on_result(result)
+        done += len(members)
     store.finish_run(run_id)
+
+
+def _finish(result: Result, options: RunOptions, run_id: str) -> Result:
+    """A measured case's row completed: static figures, instruction counts and its profile, as asked."""
+    result = replace(result, **static_figures(result.case))
+    if options.instructions and result.samples_ns and fnmatch.fnmatchcase(result.case.model, options.instructions):
+        per_iter, why = instructions.count(result.case)
+        result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
+    if options.profile_dir and result.samples_ns:
+        why_not = profile_isolated(result.case, options.profile_dir, run_id)
+        if why_not:
+            result = replace(result, reason="; ".join(filter(None, [result.reason, why_not])))
+    return result
+
+
+def group_cases(cases: list[Case], grouping: str) -> list[list[Case]]:
+    """The cases in groups that share GROUPINGS[grouping]'s fields, in the order each group first appears."""
+    shared = GROUPINGS[grouping]
+    if shared is None:
+        return [[case] for case in cases]
+    groups: dict[tuple, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(tuple(getattr(case, name) for name in shared), []).append(case)
+    return list(groups.values())
+
+
+def group_label(members: list[Case], grouping_fields: tuple[str, ...]) -> str:
+    first = members[0]
+    parts = []
+    for name in grouping_fields:
+        value = getattr(first, name)
+        parts.append("x".join(map(str, value)) if name == "input_shape" else
+                     f"b{value}" if name == "batch_size" else f"t{value}" if name == "threads" else str(value))
+    return "|".join(parts)
+
+
+def _reference_index(members: list[Case]) -> int:
+    """fp32/contiguous/eager where the group has it, else its first member."""
+    return next((i for i, case in enumerate(members) if case.is_reference), 0)
+
+
+def _footprint_bytes(case: Case) -> int:
+    """What a worker of this case holds at its peak, from the static analysis: weights (with gradients and SGD
+    momentum in training), activations (saved for backward in training) and the runtime allowance."""
+    figures = static_figures(case)
+    weights = (figures.get("params") or 0) * DTYPE_BYTES[weight_dtype(case.precision)]
+    if case.mode == "train":
+        return RUNTIME_BYTES + 3 * weights + (figures.get("saved_bytes") or figures.get("activation_bytes") or 0)
+    return RUNTIME_BYTES + weights + (figures.get("activation_bytes") or 0)
+
+
+def available_bytes() -> Optional[int]:
+    """The kernel's MemAvailable, or None where it is not known."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def split_to_fit(members: list[Case], budget: Optional[int]) -> list[list[Case]]:
+    """The group in parts whose workers fit in ``budget`` bytes together, each part keeping the reference."""
+    if budget is None or sum(map(_footprint_bytes, members)) <= budget or len(members) <= 2:
+        return [members]
+    ref = members[_reference_index(members)]
+    parts: list[list[Case]] = []
+    current = [ref]
+    for case in members:
+        if case is ref:
+            continue
+        if len(current) > 1 and sum(map(_footprint_bytes, current + [case])) > budget:
+            parts.append(current)
+            current = [ref]
+        current.append(case)
+    parts.append(current)
+    return parts
+
+
+def measure_group(members: list[Case], sampling: Measure, options: RunOptions) -> list[Result]:
+    """One comparison group, interleaved (see the module docstring): a Result per member, in the members' order."""
+    grouping_fields = GROUPINGS[options.group or "variant"] or ()
+    label = group_label(members, grouping_fields)
+    skipped = {case.key: reason for case in members if (reason := skip_reason(case))}
+    runnable = [case for case in members if case.key not in skipped]
+    budget = available_bytes()
+    parts = split_to_fit(runnable, int(budget * 0.8) if budget else None) if runnable else []
+    out: dict[str, Result] = {key: Result(case=next(c for c in members if c.key == key), status="skipped",
+                                          reason=reason, started_at=time.time()) for key, reason in skipped.items()}
+    for n, part in enumerate(parts):
+        part_label = label if len(parts) == 1 else f"{label} (part {n + 1} of {len(parts)}: too big for memory together)"
+        for result in _measure_part(part, part_label, sampling, options):
+            if result.case.key in out and out[result.case.key].status == "ok":
+                continue  # the reference, measured again in a later part: its first measurement stands
+            out[result.case.key] = result
+    return [out[case.key] for case in members]
+
+
+def _measure_part(members: list[Case], label: str, sampling: Measure, options: RunOptions) -> list[Result]:
+    started, t0 = time.time(), time.perf_counter()
+    ref_index = _reference_index(members)
+
+    def enough(state: list[Member]) -> bool:
+        ref = state[ref_index]
+        for member in state:
+            if not member.active:
+                continue
+            if median_ci_rel([r for r in member.round_ns if r is not None]) > sampling.target_ci:
+                return False
+            if member is not ref and ref.active:
+                base, mine = paired_rounds(member, ref)
+                lo, hi = median_ci([math.log(m / b) for b, m in zip(base, mine)])
+                if math.isnan(lo) or (hi - lo) / 2 > sampling.target_ci:
+                    return False
+        return True
+
+    run = run_group([Arm(case) for case in members], sampling, enough, block_s=options.block_s,
+                    min_rounds=sampling.min_samples, max_rounds=sampling.max_samples,
+                    max_seconds=sampling.max_seconds * len(members), finish=True,
+                    request_extra={"tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
+                                   "memory_limit_bytes": options.memory_limit_bytes})
+    duration = time.perf_counter() - t0
+    reference = run.members[ref_index]
+    results = []
+    for member in run.members:
+        results.append(_member_result(member, reference, run.rounds, run.stop_reason, label, len(members),
+                                      sampling, started, duration))
+    return results
+
+
+def _member_result(member: Member, reference: Member, rounds: int, stop: str, label: str, size: int,
+                   sampling: Measure, started: float, duration: float) -> Result:
+    case = member.arm.case
+    common = dict(case=case, started_at=started, duration_s=duration, **member.figures)
+    if not member.active:
+        return Result(status=member.status, reason=member.reason, **common)
+    round_ns = tuple(r for r in member.round_ns if r is not None)
+    timer = "cuda-event" if case.device == "cuda" else "perf_counter_ns"
+    why = invalid_reason(case, member.figures)
+    status, reason = ("invalid", why) if why else timing_status(round_ns, stop, sampling)
+    pairing = Pairing(group=label, reference=reference.arm.case.key, members=size)
+    if member is not reference and reference.active and not why and not invalid_reason(reference.arm.case,
+                                                                                        reference.figures):
+        base, mine = paired_rounds(member, reference)
+        if base:
+            pairing = replace(pairing, rounds=len(base), **paired_figures(base, mine))
+    return Result(status=status, reason=reason, samples_ns=tuple(member.samples_ns), timer=timer,
+                  stop_reason="max samples" if stop == "max rounds" else stop, round_medians_ns=round_ns,
+                  pairing=pairing, **member.memory, **common)

@@ -13,7 +13,11 @@ refused with one line, before anything is written.
               started_at, finished_at, cases_total)
     results  (id, run_id, case_key, the case's axes, status, reason, the figures of
               bench.record.Result)                                unique (run_id, case_key)
-    samples  (result_id, kind, values_ns)    kind: "timed" (the case's timer) or "host"
+    samples  (result_id, kind, values_ns)    kind: "timed" (the case's timer), "host", or "round" (the
+              median of each interleaved round of a comparison group)
+    pairings (result_id, group_label, reference, members, rounds, ratio, ratio_ci_low, ratio_ci_high, p_value)
+              a grouped case against its group's reference (bench.record.Pairing); added to a store
+              of schema 2 when first written to, which cnnbench before it ignores
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import sqlite3
 import time
 import uuid
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -32,7 +36,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from .cases import Case
 from .errors import StoreError, first_line
-from .record import Result
+from .record import Pairing, Result
 
 SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("results") / "cnnbench.db"
@@ -57,7 +61,8 @@ _CASE_COLUMNS = [sa.Column(f.name, sa.Integer if f.type in ("int", int) else sa.
                  for f in fields(Case)]
 _TYPES = {"int": sa.BigInteger, "Optional[int]": sa.BigInteger, "float": sa.Float, "Optional[float]": sa.Float,
           "Optional[bool]": sa.Boolean, "str": sa.Text, "Optional[str]": sa.Text}
-_RESULT_FIELDS = [f for f in fields(Result) if f.name not in ("case", "samples_ns", "host_samples_ns")]
+_RESULT_FIELDS = [f for f in fields(Result)
+                  if f.name not in ("case", "samples_ns", "host_samples_ns", "round_medians_ns", "pairing")]
 results = sa.Table(
     "results", _meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -73,6 +78,19 @@ samples = sa.Table(
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("values_ns", sa.Text, nullable=False),
 )
+pairings = sa.Table(
+    "pairings", _meta,
+    sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True),
+    sa.Column("group_label", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("members", sa.Integer, nullable=False),
+    sa.Column("rounds", sa.Integer, nullable=False),
+    sa.Column("ratio", sa.Float),
+    sa.Column("ratio_ci_low", sa.Float),
+    sa.Column("ratio_ci_high", sa.Float),
+    sa.Column("p_value", sa.Float),
+)
+_KINDS = {"timed": "samples_ns", "host": "host_samples_ns", "round": "round_medians_ns"}
 
 
 def _sqlite_path(url: str) -> Optional[Path]:
@@ -90,6 +108,7 @@ class Store:
     def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True) -> None:
         self.url = _url(location)
         self.label = str(location)
+        self.has_pairings = False
         path = _sqlite_path(self.url)
         if path is not None:
             self._check_file(path, create)
@@ -136,6 +155,11 @@ class Store:
             if version < SCHEMA_VERSION:
                 raise StoreError(f"results store {self.label!r} has schema {version}, older than {SCHEMA_VERSION}; "
                                  "export its runs with the cnnbench that wrote it")
+            self.has_pairings = "pairings" in tables
+            if create and not self.has_pairings:  # additive: older readers ignore the table
+                with self.engine.begin() as conn:
+                    pairings.create(conn, checkfirst=True)
+                self.has_pairings = True
             return
         if tables:
             raise StoreError(f"{self.label!r} is a database but not a cnnbench results store "
@@ -145,6 +169,7 @@ class Store:
         with self.engine.begin() as conn:
             _meta.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        self.has_pairings = True
 
     # -- runs ---------------------------------------------------------------------------------
     def new_run(self, *, suite: str, suite_json: dict[str, Any], environment: dict[str, Any],
@@ -223,8 +248,13 @@ class Store:
 
     def add_result(self, run_id: str, result: Result) -> None:
         """Commit one case with its samples, in one transaction."""
+        self.add_results(run_id, [result])
+
+    def add_results(self, run_id: str, results_: "Iterable[Result]") -> None:
+        """Commit several cases (a comparison group) in one transaction: all of them or none."""
         with self.engine.begin() as conn:
-            self._insert_result(conn, run_id, result)
+            for result in results_:
+                self._insert_result(conn, run_id, result)
 
     @staticmethod
     def _insert_result(conn: sa.Connection, run_id: str, result: Result) -> None:
@@ -232,28 +262,38 @@ class Store:
         row["input_shape"] = "x".join(map(str, result.case.input_shape))
         row.update({f.name: getattr(result, f.name) for f in _RESULT_FIELDS})
         result_id = conn.execute(sa.insert(results).values(**row)).inserted_primary_key[0]
-        for kind, values in (("timed", result.samples_ns), ("host", result.host_samples_ns)):
+        for kind, name in _KINDS.items():
+            values = getattr(result, name)
             if values:
                 conn.execute(sa.insert(samples).values(result_id=result_id, kind=kind,
                                                        values_ns=json.dumps(list(values))))
+        if result.pairing is not None:
+            pairing = {("group_label" if k == "group" else k): v for k, v in asdict(result.pairing).items()}
+            conn.execute(sa.insert(pairings).values(result_id=result_id, **pairing))
 
     def results(self, run_id: str) -> list[Result]:
         with self.engine.connect() as conn:
             rows = list(conn.execute(sa.select(results).where(results.c.run_id == run_id)
                                      .order_by(results.c.id)).mappings())
             kept: dict[tuple[int, str], list[int]] = {}
+            paired: dict[int, Pairing] = {}
             ids = [r["id"] for r in rows]
             for chunk in range(0, len(ids), 500):
                 query = sa.select(samples).where(samples.c.result_id.in_(ids[chunk:chunk + 500]))
                 for s in conn.execute(query).mappings():
                     kept[(s["result_id"], s["kind"])] = json.loads(s["values_ns"])
+                if self.has_pairings:
+                    query = sa.select(pairings).where(pairings.c.result_id.in_(ids[chunk:chunk + 500]))
+                    for p in conn.execute(query).mappings():
+                        data = {("group" if k == "group_label" else k): v for k, v in p.items() if k != "result_id"}
+                        paired[p["result_id"]] = Pairing(**data)
         out = []
         for r in rows:
             case = {f.name: r[f.name] for f in fields(Case)}
             case["input_shape"] = tuple(int(v) for v in r["input_shape"].split("x"))
             data = {f.name: r[f.name] for f in _RESULT_FIELDS}
-            out.append(Result(case=Case.from_dict(case), samples_ns=tuple(kept.get((r["id"], "timed"), ())),
-                              host_samples_ns=tuple(kept.get((r["id"], "host"), ())), **data))
+            series = {name: tuple(kept.get((r["id"], kind), ())) for kind, name in _KINDS.items()}
+            out.append(Result(case=Case.from_dict(case), pairing=paired.get(r["id"]), **series, **data))
         return out
 
 

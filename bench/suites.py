@@ -11,6 +11,7 @@ pyproject.toml), named built-in, or given as CLI flags over either.
     precisions = ["fp32", "amp-bf16"]
     memory_formats = ["contiguous", "channels_last"]
     exclude = [{ precision = "amp-bf16", memory_format = "channels_last" }]
+    group = "variant"            # measured together, interleaved: variant (default), model, or none
 
     [suite.measure]              # the sampling rule, see bench.cases.Measure
     target_ci = 0.02
@@ -25,8 +26,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from .cases import AXES, CASE_AXES, EXCLUDE_KEYS, Case, Measure, all_cores
+from .cases import AXES, CASE_AXES, EXCLUDE_KEYS, GROUPINGS, Case, Measure, all_cores
 from .errors import BadValue
+from .values import one_of
 from .zoo import resolve, select
 
 if sys.version_info >= (3, 11):
@@ -53,6 +55,7 @@ class Suite:
     input_size: Optional[tuple[int, ...]] = None  # None: each model's own
     exclude: tuple[tuple[tuple[str, Any], ...], ...] = ()
     measure: Measure = field(default_factory=Measure)
+    group: str = "variant"  # a key of bench.cases.GROUPINGS
 
     def cases(self) -> list[Case]:
         """The product of the axes minus the exclusions, models in pattern order."""
@@ -121,7 +124,7 @@ def suite_from_dict(data: dict[str, Any], *, name: str) -> Suite:
     """Validate a suite table (TOML-shaped) and build the Suite; every error names the bad key or value."""
     if not isinstance(data, dict):
         raise BadValue(f"a suite must be a table, got {data!r}")
-    known = set(_BY_SUITE_KEY) | {"name", "exclude", "measure"}
+    known = set(_BY_SUITE_KEY) | {"name", "exclude", "measure", "group"}
     for key in data:
         if key not in known:
             raise BadValue(f"unknown suite key {key!r}; allowed: {', '.join(sorted(known))}")
@@ -133,6 +136,8 @@ def suite_from_dict(data: dict[str, Any], *, name: str) -> Suite:
     if not isinstance(measure, dict):
         raise BadValue(f"measure must be a table like {{ max_seconds = 10 }}, got {measure!r}")
     kwargs["measure"] = Measure.from_dict(measure)
+    if "group" in data:
+        kwargs["group"] = one_of(data["group"], tuple(GROUPINGS), "group")
     return Suite(name=str(data.get("name", name)), **kwargs)
 
 
@@ -214,10 +219,12 @@ def override(suite: Suite, **texts: Optional[str]) -> Suite:
 
 
 def suite_from_flags(spec: Optional[str], texts: dict[str, Optional[str]], *, max_seconds: Optional[float] = None,
-                     timeout_s: Optional[float] = None) -> Suite:
+                     timeout_s: Optional[float] = None, group: Optional[str] = None) -> Suite:
     """``run``'s suite: ``spec`` (default: [tool.cnnbench] of ./pyproject.toml, else quick) with the axis flags
-    (``texts``, keyed by suite key) and the sampling caps given over it."""
+    (``texts``, keyed by suite key), the grouping and the sampling caps given over it."""
     suite = override(resolve_suite(spec or pyproject_suite()), **texts)
+    if group is not None:
+        suite = replace(suite, group=group)
     caps = {key: value for key, value in (("max_seconds", max_seconds), ("timeout_s", timeout_s)) if value is not None}
     return replace(suite, measure=replace(suite.measure, **caps)) if caps else suite
 

@@ -44,9 +44,8 @@ import torch
 
 from . import processes
 from .cases import Case, Measure
-from .precision import tolerance
 from .prepare import Skip, failure, get_ready, set_backends, skip_reason
-from .record import Result, failed_checks
+from .record import Result, invalid_reason, timing_status
 from .stats import median_ci_rel
 from .zoo import load_plugins
 
@@ -169,27 +168,21 @@ def measure(case: Case, sampling: Measure) -> Result:
                 samples, stop = sample_cpu(step, sampling)
                 figures.update(samples_ns=tuple(samples), timer="perf_counter_ns")
             figures["stop_reason"] = stop
-        if case.device == "cuda":
-            figures["cuda_peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
-            figures["cuda_peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
-        else:
-            figures["cpu_peak_rss_delta_bytes"] = rss["delta"]
-            figures["cpu_rss_baseline_bytes"] = rss["baseline"]
+        figures.update(_memory(case, rss))
     except Exception as exc:  # a failing case is a row, not a crashed suite
         return done(*failure(exc))
-    failed = failed_checks(figures)
-    if failed:
-        detail = {"check_channels_last": "tensors are not channels_last",
-                  "check_dtype": f"output dtype is {figures.get('output_dtype')}",
-                  "check_output": f"output differs from fp32 contiguous eager by {figures.get('output_rel_err'):.3g} "
-                                  f"(relative; allowed {tolerance(case.precision, case.mode):g})"}
-        return done("invalid", "; ".join(detail[name] for name in failed), **figures)
-    if stop == "time cap" and median_ci_rel(figures["samples_ns"]) > sampling.target_ci:
-        spread = median_ci_rel(figures["samples_ns"])
-        return done("noisy", f"median known to +/-{100 * spread:.1f}% after {len(figures['samples_ns'])} samples "
-                             f"(target +/-{100 * sampling.target_ci:g}%); rerun with a longer max_seconds or a quieter machine",
-                    **figures)
-    return done("ok", **figures)
+    why = invalid_reason(case, figures)
+    if why:
+        return done("invalid", why, **figures)
+    return done(*timing_status(figures["samples_ns"], stop, sampling), **figures)
+
+
+def _memory(case: Case, rss: dict[str, Optional[int]]) -> dict[str, Optional[int]]:
+    """The memory figures of a Result: CUDA's allocator peaks, or the CPU's peak RSS above its baseline."""
+    if case.device == "cuda":
+        return {"cuda_peak_allocated_bytes": torch.cuda.max_memory_allocated(),
+                "cuda_peak_reserved_bytes": torch.cuda.max_memory_reserved()}
+    return {"cpu_peak_rss_delta_bytes": rss["delta"], "cpu_rss_baseline_bytes": rss["baseline"]}
 
 
 def _limit_memory(extra_bytes: int) -> None:
@@ -229,8 +222,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     ``{"ready": false, "status": ..., "reason": ...}``; a ``"cpus"`` list in the request pins
     the worker to those CPUs first. Then each ``{"block": SECONDS}``
     runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
-    them) and answers ``{"samples_ns": [...]}``; end of input
-    ends the worker. Between blocks it waits on its input, idle, while the other side runs.
+    them) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
+    figures of the worker's whole life (its peak above the baseline once built) and ends it,
+    as does the end of input. Between blocks it waits on its input, idle, while the others run.
     """
     request = json.loads(next(lines))
     case, sampling = _apply_request(request)
@@ -238,22 +232,34 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     if case.device == "cpu":
         torch.set_num_threads(case.threads)
     figures: dict[str, Any] = {}
-    try:
-        reason = skip_reason(case)
-        if reason:
-            raise Skip(reason)
-        step = get_ready(case, sampling.warmup_seconds, figures)
-    except Exception as exc:
-        status, reason = failure(exc)
-        reply({"ready": False, "status": status, "reason": reason})
-        return 0
-    reply({"ready": True, **figures})
-    for line in lines:
-        ask = json.loads(line)
-        samples = run_block(step, case, float(ask["block"]))
-        if ask.get("settle"):
-            time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the other side runs
-        reply({"samples_ns": samples})
+    with _cpu_peak_rss() as rss:
+        try:
+            reason = skip_reason(case)
+            if reason:
+                raise Skip(reason)
+            step = get_ready(case, sampling.warmup_seconds, figures)
+        except Exception as exc:
+            status, reason = failure(exc)
+            reply({"ready": False, "status": status, "reason": reason})
+            return 0
+        reply({"ready": True, **figures})
+        finished = False
+        for line in lines:
+            ask = json.loads(line)
+            if ask.get("finish"):
+                finished = True
+                break
+            try:
+                samples = run_block(step, case, float(ask["block"]))
+            except Exception as exc:  # an oom or a failure mid-run: say which, then stop
+                status, reason = failure(exc)
+                reply({"failed": True, "status": status, "reason": reason})
+                return 0
+            if ask.get("settle"):
+                time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the next runs
+            reply({"samples_ns": samples})
+    if finished:
+        reply(_memory(case, rss))
     return 0
 
 

@@ -206,3 +206,33 @@ def test_counts_print_as_whole_numbers_whatever_their_type():
     from bench.report import fmt_value as _fmt
     assert _fmt(np.int64(16_630_440)) == "16,630,440" == _fmt(16_630_440.0) == _fmt(np.float64(16_630_440))
     assert _fmt(float("nan")) == "-" and _fmt(None) == "-" and _fmt(0.3114, 3) == "0.311"
+
+
+def test_paired_speedups_fill_the_heatmap_and_an_interval_across_1_is_no_difference(tmp_path):
+    from bench.record import Pairing
+    from bench.report import speedup_rows
+
+    doc = runfile.read(FIXTURE)
+    results = list(doc["results_parsed"])
+    by_key = {r.case.key: r for r in results}
+    paired = {}
+    for r in results:
+        if r.case.is_reference or not r.samples_ns:
+            continue
+        ref = dataclasses.replace(r.case, precision="fp32", memory_format="contiguous", compiler="eager")
+        if ref.key not in by_key:
+            continue
+        across_1 = r.case.memory_format == "channels_last"  # a made-up pairing: CI 0.9-1.2 or 0.45-0.55
+        pairing = Pairing(group="g", reference=ref.key, members=4, rounds=30, ratio=1.05 if across_1 else 0.5,
+                          ratio_ci_low=0.9 if across_1 else 0.45, ratio_ci_high=1.2 if across_1 else 0.55,
+                          p_value=0.5 if across_1 else 1e-6)
+        paired[r.case.key] = dataclasses.replace(r, pairing=pairing)
+    store = Store(tmp_path / "s.db")
+    run_id = store.import_run({**doc["run"], "id": "paired"}, [paired.get(r.case.key, r) for r in results])
+    runs = gather(store, [run_id])
+    rows = speedup_rows(runs[0].frame).set_index("case_key")
+    some_key = next(k for k, r in paired.items() if r.case.memory_format == "contiguous")
+    assert rows.loc[some_key, "value"] == pytest.approx(2.0) and rows.loc[some_key, "paired"]
+    assert rows["no_difference"].sum() == sum(r.case.memory_format == "channels_last" for r in paired.values()) > 0
+    page = render(runs, generated_at="X")
+    assert "no measurable difference" in page and ">measured apart<" not in page and "0.833-1.111" in page

@@ -112,3 +112,59 @@ def test_two_runners_on_one_store(tmp_path):
     import sqlite3
     with sqlite3.connect(db) as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+# -- comparison groups ----------------------------------------------------------------------------
+
+def test_grouping_rules():
+    from bench.cases import Case
+    from bench.runner import group_cases
+
+    cases = [Case(m, precision=p, memory_format=f, batch_size=b)
+             for m in ("a", "b") for b in (1, 2) for p in ("fp32", "amp-bf16") for f in ("contiguous", "channels_last")]
+    by_variant = group_cases(cases, "variant")
+    assert len(by_variant) == 4 and all(len(g) == 4 for g in by_variant)
+    assert all(len({(c.model, c.batch_size) for c in g}) == 1 for g in by_variant)
+    by_model = group_cases(cases, "model")
+    assert len(by_model) == 8 and all([c.model for c in g] == ["a", "b"] for g in by_model)
+    assert group_cases(cases, "none") == [[c] for c in cases]
+
+
+def test_a_group_finds_a_1_5x_member_and_survives_a_crashing_one(tmp_path):
+    results = run(tmp_path, {"models": ["paced_2ms", "fault_crash", "paced_3ms"], "group": "model",
+                             "measure": {"max_seconds": 1.0, "warmup_seconds": 0.2, "timeout_s": 60}})
+    by_model = {r.case.model: r for r in results}
+    assert by_model["fault_crash"].status == "crashed" and "SIGSEGV" in by_model["fault_crash"].reason
+    slow, base = by_model["paced_3ms"], by_model["paced_2ms"]
+    assert base.status in ("ok", "noisy") and slow.status in ("ok", "noisy")
+    pairing = slow.pairing
+    assert pairing.reference == base.case.key and pairing.members == 3 and pairing.rounds >= 10
+    # 3 ms against 2 ms of sleep, plus the same small compute and wake-up overhead on both: a little under 1.5
+    assert pairing.ratio_ci_low <= pairing.ratio <= pairing.ratio_ci_high and 1.3 < pairing.ratio < 1.55
+    assert pairing.p_value < 0.01 and pairing.ratio_ci_high - pairing.ratio_ci_low < 0.1
+    assert base.pairing.ratio is None and base.pairing.group == slow.pairing.group
+    assert len(slow.round_medians_ns) == pairing.rounds and slow.samples_ns
+    assert base.cpu_peak_rss_delta_bytes is not None  # the worker's memory figures came back at the end
+
+
+def test_pairings_and_round_medians_round_trip_through_the_store_and_export(tmp_path):
+    from bench import runfile
+    from bench.results import load
+
+    results = run(tmp_path, {"models": ["paced_2ms"], "precisions": ["fp32", "bf16"],
+                             "measure": {"max_seconds": 0.5, "warmup_seconds": 0.1}})
+    store = Store(tmp_path / "s.db", create=False)
+    run_id = store.latest_run_id()
+    variant = next(r for r in results if r.case.precision == "bf16")
+    assert variant.pairing is not None and variant.pairing.ratio is not None and variant.round_medians_ns
+    doc = runfile.read(runfile.write(tmp_path / "run.json", runfile.dump(store, run_id)))
+    assert {r.case.key: r for r in doc["results_parsed"]} == {r.case.key: r for r in results}
+    frame = load(run_id, store).set_index("precision")
+    assert frame.loc["bf16", "speedup"] == pytest.approx(1 / variant.pairing.ratio)
+    assert frame.loc["bf16", "group"] == variant.pairing.group and frame.loc["fp32", "paired_rounds"] == 0
+
+
+def test_group_none_measures_each_case_alone(tmp_path):
+    results = run(tmp_path, {"models": ["paced_2ms"], "precisions": ["fp32", "bf16"], "group": "none",
+                             "measure": {"max_seconds": 0.3, "warmup_seconds": 0.1}})
+    assert all(r.pairing is None and not r.round_medians_ns for r in results)

@@ -1,0 +1,231 @@
+"""Interleaved measurement of N cases: serving workers timed in short blocks, round after round.
+
+The engine under ``cnnbench ab``, ``compare --confirm`` (two members, see
+``bench.ab``) and the suite runner's comparison groups (``bench.runner``).
+
+Why: on a shared machine the CPU's speed drifts by tens of percent over
+seconds, so cases measured minutes apart differ by more than the effects a
+comparison is asked to find. Measured in the same moments, the drift hits
+every member of a round alike and cancels in their ratios.
+
+Method (``run_group``)
+    Members: one serving worker per case (``python -m bench.worker --serve``,
+    from another checkout when ``Arm.src`` is set), started and made ready one
+    after another (built, checked, cold-started and warmed up on its own, so no
+    build overlaps a timed block), all pinned to the same CPUs.
+
+    Rounds: each member in turn runs a block of at least one iteration and
+    ``block_s`` seconds, while the others wait idle on their input. The order
+    alternates (AB, BA, ...) for two members and is shuffled per round (a fixed
+    seed) for more, so that no member always follows the same other one. A
+    round gives each member one value: the median of its block. After a
+    multi-threaded CPU block the worker sleeps ``settle_s`` before it answers,
+    outside its timed iterations (OpenMP's idle threads spin for 1-3 ms and
+    would steal the CPUs from the next member).
+
+    Stopping: at least ``min_rounds`` rounds, then as soon as ``enough`` (the
+    caller's rule, on the round medians) holds, or the blocks have taken
+    ``max_seconds``, or ``max_rounds`` rounds.
+
+    Failure: a member whose worker is not ready (skipped, oom, error), dies
+    (crashed), passes its time limit (timeout) or fails inside a block (oom,
+    error) leaves with that status; the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import select
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from .cases import Case, Measure
+from .processes import exit_reason, kill_group, shared_cpus, start
+from .stats import median
+
+SETTLE_S = 0.005  # after a multi-threaded CPU block: OpenMP's idle threads spin for about 1-3 ms
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One member: a case, and the checkout whose code measures it (None: this one)."""
+
+    case: Case
+    src: Optional[str] = None
+
+
+@dataclass
+class Member:
+    """What one member's worker gave: its readiness figures, every timed iteration, one median per round."""
+
+    arm: Arm
+    status: str = "ok"  # or the status it left with
+    reason: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)  # the ready reply: cold start, validity, warm-up
+    samples_ns: list[int] = field(default_factory=list)
+    round_ns: list[Optional[int]] = field(default_factory=list)  # per round: the block's median (None: not in it)
+    memory: dict[str, Any] = field(default_factory=dict)  # the finish reply
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class GroupRun:
+    members: tuple[Member, ...]
+    rounds: int
+    seconds: float  # of blocks, all members together
+    stop_reason: str  # "target", "time cap" or "max rounds"
+
+
+class _Gone(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class _Worker:
+    """A serving worker process (``bench.worker --serve``) and its line protocol."""
+
+    def __init__(self, name: str, arm: Arm, sampling: Measure, request_extra: dict[str, Any]) -> None:
+        self.name = name
+        self.timeout = sampling.timeout_s
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker never blocks on it
+        self.proc = start("bench.worker", ["--serve"], src=arm.src, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        self.send({"case": arm.case.to_dict(), "measure": asdict(sampling), **request_extra})
+
+    def send(self, obj: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(obj) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died: receive() says how
+
+    def receive(self) -> dict[str, Any]:
+        """The next reply; raises _Gone with a status and reason when the worker dies, hangs or fails."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        if not ready:
+            self.close()
+            raise _Gone("timeout", f"{self.name}: worker passed its {self.timeout:g} s limit and was killed")
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            self.stderr.seek(0)
+            raise _Gone("crashed", f"{self.name}: {exit_reason(code, self.stderr.read(), 'reply')}")
+        answer = json.loads(line)
+        if answer.get("failed"):  # the worker caught its own failure mid-run (an oom in a block)
+            raise _Gone(answer.get("status", "error"), f"{self.name}: {answer.get('reason', '')}")
+        return answer
+
+    def close(self) -> None:
+        kill_group(self.proc)
+        for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
+            if stream:
+                stream.close()
+
+
+def settle_for(cases: Sequence[Case]) -> float:
+    """The pause after each block: SETTLE_S for multi-threaded CPU members, else none."""
+    return SETTLE_S if all(c.device == "cpu" for c in cases) and max(c.threads for c in cases) > 1 else 0.0
+
+
+def _order(n_members: int, round_index: int, rng: random.Random) -> list[int]:
+    if n_members <= 2:
+        return list(range(n_members)) if round_index % 2 == 0 else list(reversed(range(n_members)))
+    order = list(range(n_members))
+    rng.shuffle(order)
+    return order
+
+
+def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Member]], bool], *,
+              names: Optional[Sequence[str]] = None, block_s: float = 0.0, min_rounds: int = 20,
+              max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
+              pin: bool = True, settle_s: Optional[float] = None, finish: bool = False,
+              stop_on_failure: bool = False) -> GroupRun:
+    """Interleave the arms' cases (see the module docstring). Never raises for a failing member.
+
+    ``finish`` asks each worker for its memory figures at the end (workers of this
+    checkout only: older ones do not know the request). ``stop_on_failure`` ends the
+    whole group when one member fails (what a two-sided A/B needs).
+    """
+    max_seconds = sampling.max_seconds if max_seconds is None else max_seconds
+    cases = [arm.case for arm in arms]
+    extra = {**(request_extra or {}), "cpus": shared_cpus(*cases) if pin else None}
+    settle_s = settle_for(cases) if settle_s is None else settle_s
+    members = [Member(arm) for arm in arms]
+    names = list(names or [arm.case.key for arm in arms])
+    workers: list[Optional[_Worker]] = [None] * len(arms)
+    rng = random.Random(0)
+
+    def leave(i: int, status: str, reason: str) -> None:
+        members[i].status, members[i].reason = status, reason
+        if workers[i] is not None:
+            workers[i].close()
+            workers[i] = None
+
+    spent, rounds, stop = 0.0, 0, "max rounds"
+    try:
+        for i, arm in enumerate(arms):  # one after another: no build overlaps another's warm-up
+            workers[i] = _Worker(names[i], arm, sampling, extra)
+            try:
+                hello = workers[i].receive()
+            except _Gone as gone:
+                leave(i, gone.status, gone.reason)
+                continue
+            if not hello.get("ready"):
+                leave(i, hello.get("status", "error"), f"{names[i]}: {hello.get('reason', '')}")
+            else:
+                members[i].figures = {k: v for k, v in hello.items() if k != "ready"}
+        while any(m.active for m in members) and not (stop_on_failure and not all(m.active for m in members)):
+            for member in members:
+                member.round_ns.append(None)
+            for i in _order(len(arms), rounds, rng):
+                if not members[i].active:
+                    continue
+                b0 = time.perf_counter()
+                workers[i].send({"block": block_s, "settle": settle_s})
+                try:
+                    samples = workers[i].receive()["samples_ns"]
+                except _Gone as gone:
+                    leave(i, gone.status, gone.reason)
+                    continue
+                spent += time.perf_counter() - b0
+                members[i].samples_ns += samples
+                members[i].round_ns[-1] = round(median(samples))
+            rounds += 1
+            if rounds >= min_rounds:
+                if enough(members):
+                    stop = "target"
+                    break
+                if spent >= max_seconds:
+                    stop = "time cap"
+                    break
+                if rounds >= max_rounds:
+                    break
+        if finish:
+            for i, worker in enumerate(workers):
+                if worker is not None and members[i].active:
+                    worker.send({"finish": True})
+                    try:
+                        members[i].memory = worker.receive()
+                    except _Gone:
+                        pass  # timed and answered every block: its figures stand without the memory peak
+    finally:
+        for worker in workers:
+            if worker is not None:
+                worker.close()
+    return GroupRun(tuple(members), rounds, spent, stop)
+
+
+def paired_rounds(member: Member, reference: Member) -> tuple[list[int], list[int]]:
+    """The round medians of the reference and the member over the rounds both ran."""
+    both = [(r, m) for r, m in zip(reference.round_ns, member.round_ns) if r is not None and m is not None]
+    return [r for r, _ in both], [m for _, m in both]
