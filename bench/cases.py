@@ -60,13 +60,14 @@ AXES: tuple[Axis, ...] = (
     Axis("input_shape", "input_size", "--input-size", "--input-size", "C,H,W", parse=values.input_size,
          default="the model's own", product=False, excludable=False),
 )
-AXIS_BY_FIELD = {axis.field: axis for axis in AXES}
 EXCLUDE_KEYS = tuple(axis.field for axis in AXES if axis.excludable)
 CASE_AXES = tuple(axis for axis in AXES if axis.case_flag)  # what ab and profile take one value of
 
 
 # Comparison groups: cases measured together, interleaved (bench.group), because a report compares them.
 # Each grouping names the case fields the members of a group share; "none" measures every case alone.
+ISOLATIONS = ("process", "none")  # a worker process per case, or every case in the runner's process
+
 GROUPINGS: dict[str, Optional[tuple[str, ...]]] = {
     "variant": ("model", "device", "batch_size", "mode", "threads", "input_shape"),  # precision x format x compiler
     "model": ("device", "batch_size", "precision", "memory_format", "mode", "compiler", "threads"),  # the ranking
@@ -142,13 +143,17 @@ class Measure:
     def from_dict(cls, data: dict[str, Any]) -> "Measure":
         """From a suite's ``[measure]`` table or stored run settings; every key and value checked."""
         kinds = {f.name: f.type for f in fields(cls)}
+        checked: dict[str, Any] = {}
         for key, value in data.items():
             if key not in kinds:
                 raise BadValue(f"unknown measure key {key!r}; allowed: {', '.join(kinds)}")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise BadValue(f"measure.{key} must be a positive number, got {value!r}")
-            if kinds[key] in ("int", int):
-                values.positive_int(value, f"measure.{key}")
+            if kinds[key] in ("int", int):  # 10.0 (a JSON round trip) is 10; 10.5 is refused
+                whole = int(value) if isinstance(value, float) and value.is_integer() else value
+                checked[key] = values.positive_int(whole, f"measure.{key}")
+            elif key.endswith("seconds") or key.endswith("_s"):
+                checked[key] = values.seconds(value, f"measure.{key}")
             else:
-                values.positive_float(value, f"measure.{key}")
-        return cls(**data)
+                checked[key] = values.positive_float(value, f"measure.{key}")
+        return cls(**checked)

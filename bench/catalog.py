@@ -8,9 +8,11 @@ Cache: ``catalog-<fingerprint>.json`` under ``$CNNBENCH_CACHE_DIR`` (default
 the cache off). The fingerprint covers everything that changes the figures or
 the list of names: the installed torch and torchvision versions, the size and
 modification time of every source file of ``classic_cnns`` and of the
-analysis code, and ``CNNBENCH_PLUGINS`` with its modules' files. A warm cache
-answers without importing torch (the registry, the models and the analysis are
-loaded only for what is missing); a folder that cannot be written is no error,
+analysis code, and ``CNNBENCH_PLUGINS`` with its modules' files (a package's
+every file). Plugins are imported on every call, so one that no longer imports
+fails the same warm or cold. A warm cache without plugins answers without
+importing torch (the registry, the models and the analysis are loaded only for
+what is missing); a folder that cannot be written is no error,
 the rows are then computed each time. Writes are atomic (a temporary file
 renamed over the old), so two ``list`` at once never read half a file.
 """
@@ -71,16 +73,37 @@ def fingerprint() -> str:
             found = importlib.util.find_spec(name)
         except (ImportError, ValueError):
             found = None
-        parts.append(_stat(Path(found.origin)) if found and found.origin else f"{name}:absent")
+        if not (found and found.origin):
+            parts.append(f"{name}:absent")
+        elif found.submodule_search_locations:  # a package: every source file under it, submodules included
+            for folder in found.submodule_search_locations:
+                parts += [_stat(p) for p in sorted(Path(folder).rglob("*.py"))]
+        else:
+            parts.append(_stat(Path(found.origin)))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+_ROW_KEYS = {"model": str, "family": str, "source": str, "input_shape": list, "params": int, "macs": int,
+             "gmacs": (int, float)}
+
+
+def _well_formed(doc: Any) -> bool:
+    """A cache file of the shape ``_write`` leaves; anything else (edited, truncated, foreign) is a miss."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), dict):
+        return False
+    names = doc.get("names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return False
+    return all(isinstance(row, dict) and all(isinstance(row.get(k), kind) for k, kind in _ROW_KEYS.items())
+               for row in doc["rows"].values())
 
 
 def _read(path: Optional[Path]) -> dict[str, Any]:
     if path is None:
         return {}
     with contextlib.suppress(OSError, ValueError):
-        doc = json.loads(path.read_text())
-        if isinstance(doc, dict) and isinstance(doc.get("rows"), dict):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if _well_formed(doc):
             return doc
     return {}
 
@@ -121,6 +144,10 @@ def _row(name: str) -> dict[str, Any]:
 
 def list_rows(pattern: str = "*") -> list[dict[str, Any]]:
     """One row per registered model matching ``pattern``, in name order (see the module docstring)."""
+    if os.environ.get("CNNBENCH_PLUGINS", "").strip():  # a plugin that no longer imports fails warm as cold
+        from .zoo import load_plugins
+
+        load_plugins()
     folder = cache_dir()
     path = folder / f"catalog-{fingerprint()}.json" if folder is not None else None
     doc = _read(path)

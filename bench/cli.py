@@ -10,18 +10,18 @@ pandas or SQLAlchemy are imported by the command that needs them, so that
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any, NoReturn, Optional, Sequence
 
 from . import views
-from .cases import AXES, CASE_AXES, GROUPINGS, Measure, case_change
+from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError
 from .processes import checkout
 from .record import tally
-from .table import FORMATS
-from .values import batch_size, byte_size, input_size, non_negative_float, one_of, option, positive_float, positive_int
+from .table import EXPORT_FORMATS, FORMATS
+from .values import (batch_size, byte_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
+                     positive_int, probability, seconds)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,9 +165,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     store = _store_of(args)
     doc = runfile.dump(store, _run_id(store, args.run_id))
-    name = args.name or doc["run"]["suite"].replace("+flags", "")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise BadValue(f"baseline name must be letters, digits, '.', '_' or '-', got {name!r}")
+    name = args.name or file_stem(doc["run"]["suite"].replace("+flags", ""), "baseline name (from the run's suite)")
     print(runfile.write(Path(args.dir) / f"{name}.json", doc))
     return 0
 
@@ -243,7 +241,7 @@ def _case_flags(p: argparse.ArgumentParser) -> None:
 def _threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
     p.add_argument("--threshold", default="0.10", type=option(positive_float, "--threshold"),
                    help="relative change of the median that matters (default 0.10)")
-    p.add_argument("--alpha", default="0.01", type=option(positive_float, "--alpha"),
+    p.add_argument("--alpha", default="0.01", type=option(probability, "--alpha"),
                    help=f"significance level of the {test} (default 0.01)")
 
 
@@ -282,13 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "or [tool.cnnbench] of ./pyproject.toml)")
     for axis in AXES:
         p.add_argument(axis.run_flag, help=f"{axis.help} (default: the suite's)")
-    p.add_argument("--max-seconds", type=option(positive_float, "--max-seconds"), help="time cap on sampling a case, s")
-    p.add_argument("--timeout", type=option(positive_float, "--timeout"), help="a worker's whole limit, s (default 600)")
+    p.add_argument("--max-seconds", type=option(seconds, "--max-seconds"), help="time cap on sampling a case, s")
+    p.add_argument("--timeout", type=option(seconds, "--timeout"), help="a worker's whole limit, s (default 600)")
     p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
     _store(p)
-    p.add_argument("--isolation", default="process", help="process (default: a worker per case) or none")
+    p.add_argument("--isolation", default="process", type=option(one_of, ISOLATIONS, "--isolation"),
+                   help="process (default: a worker per case) or none")
     p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
     p.add_argument("--worker-memory-limit", type=byte_size, help="address space a worker may add after start-up: 2GiB")
     p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
@@ -305,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export", cmd_export, "one run as a tidy table: one row per case, units in column names")
     p.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
-    p.add_argument("--format", default="csv", help="csv, json or parquet (default: csv)")
+    _formats(p, EXPORT_FORMATS, "csv")
     p.add_argument("-o", "--output", help="file to write (default: standard output; parquet needs a file)")
     _store(p)
 
@@ -346,9 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vs", action="append", metavar="FLAG=VALUE", type=case_change,
                    help="B's case flag where it differs from A, e.g. --vs memory-format=channels_last (repeatable)")
     _src_flags(p, "A's", "B's", " (default: this one)")
-    p.add_argument("--max-seconds", default="10", type=option(positive_float, "--max-seconds"),
+    p.add_argument("--max-seconds", default="10", type=option(seconds, "--max-seconds"),
                    help="time cap on the interleaved blocks (default: 10)")
-    p.add_argument("--warmup-seconds", default="2", type=option(positive_float, "--warmup-seconds"),
+    p.add_argument("--warmup-seconds", default="2", type=option(seconds, "--warmup-seconds"),
                    help="warm-up cap per side (default: 2)")
     _threshold_flags(p, "sign test")
     _formats(p, ("table", "json"))
@@ -358,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     bsub.required = True
     b = bsub.add_parser("save", help="write a run as results/baselines/NAME.json")
     b.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
-    b.add_argument("--name", help="file name without .json (default: the run's suite)")
+    b.add_argument("--name", type=option(file_stem, "baseline name"),
+                   help="file name without .json (default: the run's suite)")
     b.add_argument("--dir", default="results/baselines", help="folder (default: results/baselines)")
     _store(b)
     b.set_defaults(func=cmd_baseline)

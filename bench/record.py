@@ -28,7 +28,6 @@ from .precision import tolerance
 from .stats import median_ci_rel
 
 STATUSES = ("ok", "noisy", "invalid", "skipped", "oom", "crashed", "timeout", "error")
-MEASURED = ("ok", "noisy", "invalid")  # statuses that carry samples
 CHECKS = ("check_channels_last", "check_dtype", "check_output")  # the validity checks, each True, False or None
 
 
@@ -139,5 +138,5 @@ def tally(labels: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(labels).items()))
 
 
-__all__ = ["Result", "Pairing", "STATUSES", "MEASURED", "CHECKS", "failed_checks", "invalid_reason", "timing_status",
+__all__ = ["Result", "Pairing", "STATUSES", "CHECKS", "failed_checks", "invalid_reason", "timing_status",
            "tally"]

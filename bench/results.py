@@ -26,8 +26,8 @@ from .precision import compute_dtype
 from .record import Pairing, Result
 from .stats import median, median_ci, median_ci_rel, summarize
 from .store import Store, open_store
+from .table import EXPORT_FORMATS
 
-EXPORT_FORMATS = ("csv", "json", "parquet")
 
 
 def result_row(result: Result, calibration: Optional[dict[str, float]] = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .compare import Side
-from .errors import BadValue
+from .errors import BadValue, cannot
 from .record import Result
 from .store import Store, open_store
 
@@ -39,9 +39,13 @@ def dumps(doc: dict[str, Any]) -> str:
 
 
 def write(path: "str | Path", doc: dict[str, Any]) -> Path:
+    """Write a run file, creating its folder; a path that cannot be written is one line (``errors.cannot``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(doc))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dumps(doc))
+    except OSError as exc:
+        raise cannot(f"write run file {str(path)!r}", exc) from None
     return path
 
 

@@ -49,7 +49,7 @@ from typing import Any, Callable, Optional
 from . import environment, instructions, processes
 from .analysis import analyse
 from .calibrate import calibrate
-from .cases import GROUPINGS, Case, Measure
+from .cases import GROUPINGS, ISOLATIONS, Case, Measure
 from .errors import BadInput, BadValue
 from .group import Arm, Member, paired_rounds, run_group
 from .precision import DTYPE_BYTES, weight_dtype
@@ -62,7 +62,6 @@ from .worker import measure
 
 PROFILE_TIMEOUT_S = 900.0  # one profile of one case, build and compilation included
 
-ISOLATIONS = ("process", "none")
 BLOCK_S = 0.05  # a group member's block: at least one iteration and 50 ms (see the note in group_block_bias)
 RUNTIME_BYTES = 600 * 2**20  # a worker's own footprint before its model: the interpreter, torch, allocator slack
 
@@ -196,6 +195,9 @@ def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]
     """The cases of a run not yet in the store, with the run's own settings."""
     run = store.run(run_id)
     settings = run["settings"]
+    if not isinstance(settings, dict) or not {"cases", "measure", "options"} <= settings.keys():
+        raise BadValue(f"run {run_id!r} ({run['suite']}) was not started by 'cnnbench run' "
+                       "(an imported or merged run): there is nothing to resume")
     done = store.done_keys(run_id)
     cases = [Case.from_dict(c) for c in settings["cases"]]
     return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions(**settings["options"])

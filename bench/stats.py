@@ -5,7 +5,7 @@
     mann_whitney_p       two-sided Mann-Whitney U test, normal approximation, tie and continuity corrected
     bootstrap_ratio_ci   percentile bootstrap CI of a ratio of medians
     sign_test_p          exact two-sided sign test of a zero median
-    paired_ratio         ratio of paired rounds: exp(median log ratio), its CI, and the sign test
+    paired_figures       ratio of paired rounds: exp(median log ratio), its CI, and the sign test
 
 The median's confidence interval is distribution-free: the order statistics
 x_(j), x_(k) with j, k = n/2 -/+ z * sqrt(n)/2 (the normal approximation to the

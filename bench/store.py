@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from .cases import Case
-from .errors import StoreError, first_line
+from .errors import BadValue, StoreError, Unavailable, cannot, first_line
 from .record import Pairing, Result
 
 SCHEMA_VERSION = 2
@@ -123,24 +123,28 @@ class Store:
     def _check_file(self, path: Path, create: bool) -> None:
         if path.exists():
             if not os.access(path, os.R_OK):
-                raise StoreError(f"results store {self.label!r} is not readable")
+                raise Unavailable(f"results store {self.label!r} is not readable by this user")
             with open(path, "rb") as fh:
                 head = fh.read(16)
             if head and head != b"SQLite format 3\x00":
                 raise StoreError(f"results store {self.label!r} is not an SQLite database (corrupt?); "
                                  "move it aside or pass --store")
             if create and not os.access(path, os.W_OK):
-                raise StoreError(f"results store {self.label!r} is not writable")
+                raise Unavailable(f"results store {self.label!r} is not writable by this user")
         elif not create:
             raise StoreError(f"no results store at {self.label!r} (run 'cnnbench run' first, or pass --store)")
         else:
             parent = path.parent if str(path.parent) else Path(".")
             try:
                 parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a file stands where a folder of the path should be
+                raise BadValue(f"cannot create results store {self.label!r}: "
+                               f"a file stands where its folder {str(parent)!r} should be") from None
             except OSError as exc:
-                raise StoreError(f"cannot create results store {self.label!r}: {exc.strerror}") from None
+                raise cannot(f"create results store {self.label!r}", exc) from None
             if not os.access(parent, os.W_OK):
-                raise StoreError(f"cannot create results store {self.label!r}: folder is not writable")
+                raise Unavailable(f"cannot create results store {self.label!r}: "
+                                  "its folder is not writable by this user")
 
     def _check_schema(self, create: bool) -> None:
         inspector = sa.inspect(self.engine)

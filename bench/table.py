@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 FORMATS = ("table", "csv", "json")
+EXPORT_FORMATS = ("csv", "json", "parquet")  # cnnbench export
 
 
 @dataclass(frozen=True)

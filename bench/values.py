@@ -39,6 +39,25 @@ def positive_float(value: Any, what: str = "value") -> float:
     return number
 
 
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: beyond any time limit a benchmark needs, within what timers and sleep() accept
+
+
+def seconds(value: Any, what: str = "value") -> float:
+    """A duration: a positive number of seconds up to a week (``1e10`` would overflow a timer after the run starts)."""
+    number = positive_float(value, what)
+    if number > MAX_SECONDS:
+        raise BadValue(f"{what} must be at most {MAX_SECONDS:.0f} s (a week), got {value!r}")
+    return number
+
+
+def probability(value: Any, what: str = "value") -> float:
+    """A number strictly between 0 and 1 (a significance level)."""
+    number = positive_float(value, what)
+    if number >= 1:
+        raise BadValue(f"{what} must be a probability between 0 and 1, got {value!r}")
+    return number
+
+
 def non_negative_float(value: Any, what: str = "value", meaning: str = "") -> float:
     """A finite number at or above zero, from a number or its text."""
     try:
@@ -76,10 +95,19 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6,
 def byte_size(text: Any) -> int:
     """A memory size: a positive number with an optional unit (512MiB, 2GiB, 1.5GB)."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
-    if not match or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0 \
-            or float(match.group(1)) * _UNITS[match.group(2).lower()] > 2**62:
-        raise BadValue(f"memory size must be a positive number with an optional unit (512MiB, 2GiB), got {text!r}")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    number = float(match.group(1)) * _UNITS[match.group(2).lower()] if match and match.group(2).lower() in _UNITS else 0
+    if not 1 <= number <= 2**62:
+        raise BadValue(f"memory size must be at least 1 byte: a number with an optional unit (512MiB, 2GiB), "
+                       f"got {text!r}")
+    return int(number)
+
+
+def file_stem(value: Any, what: str = "name") -> str:
+    """A name that becomes one file name as it is: letters, digits, '.', '_' or '-', starting with a letter or digit."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", value):
+        raise BadValue(f"{what} must be letters, digits, '.', '_' or '-' (starting with a letter or digit), "
+                       f"got {value!r}")
+    return value
 
 
 def option(parse: Callable[..., Any], *args: Any) -> Callable[[str], Any]:

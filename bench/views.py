@@ -167,8 +167,8 @@ def ab_outcome(row: Any, paired: Any, base_key: str, cand_key: str, thresholds: 
     """``cnnbench ab``: the verdict row (``bench.confirm.paired_verdict``) and its ``bench.ab.Paired``."""
     if fmt == "json":
         return render_json({**asdict(row), "baseline": base_key, "candidate": cand_key, "rounds": paired.rounds,
-                            "baseline_iterations": paired.base_iterations,
-                            "candidate_iterations": paired.cand_iterations,
+                            "baseline_samples": paired.base_iterations,  # iterations, under 0.1's key
+                            "candidate_samples": paired.cand_iterations,
                             "pair_ratios": list(paired.pair_ratios), "status": paired.status})
     if paired.status != "ok":
         return f"{row.verdict}: {row.reason}"

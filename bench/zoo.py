@@ -22,7 +22,7 @@ def load_plugins() -> tuple[str, ...]:
     for name in names:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
+        except Exception as exc:  # ImportError, and a plugin that raises or does not compile
             raise Unavailable(f"cannot import plugin {name!r} from CNNBENCH_PLUGINS: {first_line(exc)}") from None
     return names
 

@@ -79,3 +79,39 @@ def test_a_plugin_that_cannot_be_imported_is_the_environment_not_bad_input(tmp_p
         load_plugins.cache_clear()
     err = capsys.readouterr().err
     assert "cannot import plugin 'no_such_plugin_module'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_malformed_cache_file_is_a_miss(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CNNBENCH_PLUGINS", raising=False)
+    list_rows("lenet5")
+    (path,) = tmp_path.glob("catalog-*.json")
+    for broken in ({"names": "lenet5", "rows": {}}, {"names": ["lenet5"], "rows": {"lenet5": {"params": "x"}}},
+                   {"names": [1], "rows": {}}, [1, 2]):
+        path.write_text(json.dumps(broken))
+        assert list_rows("lenet5")[0]["params"] == 61_706
+    path.write_bytes(b"\xff\xfe not utf-8")
+    assert list_rows("lenet5")[0]["params"] == 61_706
+
+
+def test_a_plugin_package_is_keyed_by_all_its_files_and_imported_warm(tmp_path, monkeypatch):
+    package = tmp_path / "pkgplugin"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import models\n")
+    (package / "models.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CNNBENCH_PLUGINS", "pkgplugin")
+    before = fingerprint()
+    (package / "models.py").write_text("X = 22\n")  # a submodule edited: other figures may follow
+    assert fingerprint() != before
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    rows, _ = _list(cache, "lenet5", plugins="pkgplugin")
+    assert rows[0]["params"] == 61_706
+    (package / "__init__.py").write_text("raise RuntimeError('broken plugin')\n")
+    os.utime(package / "__init__.py", ns=(1, 1))  # even with a stale key, the warm path imports the plugin
+    code = "import sys\nfrom bench.cli import main\nsys.exit(main(['list', 'lenet5']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, CNNBENCH_CACHE_DIR=str(cache), CNNBENCH_PLUGINS="pkgplugin"))
+    assert done.returncode == 3 and "cannot import plugin 'pkgplugin'" in done.stderr
+    assert "broken plugin" in done.stderr and "Traceback" not in done.stderr

@@ -138,6 +138,9 @@ def test_baseline_round_trip(tmp_path, capsys):
     assert sum(1 for line in lines if line.startswith(' {') and '"case":{' in line) == 2  # one line per case: diffable
     assert main(["compare", str(path), b, "--store", db]) == 0
     capsys.readouterr()
+    assert main(["baseline", "save", a, "--name", "x", "--dir", str(path), "--store", db]) == 2  # a file, not a folder
+    err = capsys.readouterr().err
+    assert "cannot write run file" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("content, message", [
@@ -187,6 +190,9 @@ def test_import_pytest_benchmark(tmp_path, capsys):
     bad.write_text('{"hello": 1}')
     assert main(["import-pytest-benchmark", str(bad), "--store", db]) == 2
     assert "not a pytest-benchmark JSON file" in capsys.readouterr().err
+    # an imported run has no suite to measure: resuming it is one line, not a KeyError
+    assert main(["run", "--resume", run_id, "--store", db]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
 
 
 def test_pytest_benchmark_plugin_round_trip(tmp_path, capsys):

@@ -8,6 +8,7 @@ import pytest
 
 from bench.cases import Case
 from bench.cli import main
+from bench.errors import BadInput
 from bench.results import load, result_row
 from bench.store import SCHEMA_VERSION, Store, StoreError
 from bench.record import Result
@@ -92,7 +93,7 @@ def test_foreign_database_is_refused(tmp_path):
 def test_unwritable_location(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    with pytest.raises(StoreError, match="cannot create results store"):
+    with pytest.raises(BadInput, match="cannot create results store .*: a file stands where its folder"):
         Store(blocker / "s.db")
 
 

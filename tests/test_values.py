@@ -35,7 +35,39 @@ def test_sizes_and_shapes():
             values.input_size(bad)
 
 
+def test_durations_probabilities_and_file_names():
+    assert values.seconds("600", "--timeout") == 600.0 and values.probability("0.05", "--alpha") == 0.05
+    with pytest.raises(BadValue, match="--timeout must be at most 604800 s"):
+        values.seconds("1e10", "--timeout")  # would overflow a timer after the run was stored
+    for bad in ("1", "1.5", "0"):
+        with pytest.raises(BadValue, match="--alpha must be"):
+            values.probability(bad, "--alpha")
+    for bad in ("0.5", "0.4b"):  # a fraction of a byte is no limit
+        with pytest.raises(BadValue, match="at least 1 byte"):
+            values.byte_size(bad)
+    assert values.file_stem("nightly-2.1_x") == "nightly-2.1_x"
+    for bad in ("../x", "a/b", "", ".hidden", "x" * 201, 5):
+        with pytest.raises(BadValue, match="name must be letters, digits"):
+            values.file_stem(bad, "baseline name")
+
+
+def test_measure_settings_accept_whole_floats_from_stored_runs():
+    from bench.cases import Measure
+
+    assert Measure.from_dict({"min_samples": 10.0, "max_seconds": 2}) == Measure(min_samples=10, max_seconds=2.0)
+    assert isinstance(Measure.from_dict({"min_samples": 10.0}).min_samples, int)
+    for data, message in (({"min_samples": 10.5}, "measure.min_samples must be a positive integer"),
+                          ({"timeout_s": 1e10}, "measure.timeout_s must be at most")):
+        with pytest.raises(BadValue, match=message):
+            Measure.from_dict(data)
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["run", "--dry-run", "--isolation", "thread"], "--isolation must be one of process, none, got 'thread'"),
+    (["run", "--dry-run", "--timeout", "1e10"], "--timeout must be at most"),
+    (["export", "latest", "--format", "xml"], "format must be one of csv, json, parquet, got 'xml'"),
+    (["baseline", "save", "latest", "--name", "../up"], "baseline name must be letters"),
+    (["ab", "lenet5", "--vs", "batch-size=2", "--alpha", "1.5"], "--alpha must be a probability"),
     (["compare", "a.json", "b.json", "--confirm", "--gate", "timing"], "--gate must be one of all, exact, got 'timing'"),
     (["compare", "a.json", "b.json", "--confirm", "--instructions-tolerance", "nan"], "--instructions-tolerance"),
     (["compare", "a.json", "b.json", "--confirm", "some"], "--confirm must be one of doubtful, all, got 'some'"),

@@ -1,0 +1,114 @@
+"""Do comparisons repeat? The quick suite twice back to back, per grouping, figures side by side.
+
+    python benchmarks/repeat.py [--groups variant,none] [--store PATH] [--runs GROUP=RUN_A,RUN_B ...]
+
+For each grouping (``variant``: the cases a report compares measured together,
+interleaved; ``none``: each case alone, one after another, as before comparison
+groups) it measures the quick suite twice, one run right after the other (never
+two things at once), then prints:
+
+- variant speedups over fp32/contiguous/eager (the report heatmap's numbers:
+  paired where the two were measured together, else the ratio of medians):
+  the share within +/-5% between the two runs, and verdict flips (decided
+  faster in one run, decided slower in the other; decided = the paired 95%
+  interval excludes 1, or, unpaired, a speedup beyond +/-5%);
+- absolute p50: the share within +/-5% between the runs, and the share of the
+  second run's p50 inside the first run's 95% interval (a calibrated interval
+  covers an independent rerun about 83% of the time; near 100% means it is
+  too wide), with the median interval half-width;
+- cost: wall time per run and per-case overhead outside the timed iterations;
+- the matmul calibration's change between the runs (the machine's own speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+import pandas as pd
+
+from bench.report import speedup_rows
+from bench.results import load
+from bench.runner import RunOptions, execute, start_run
+from bench.store import Store
+from bench.suites import resolve_suite
+
+
+def measure_once(store: Store, group: str) -> str:
+    suite = replace(resolve_suite("quick"), group=group)
+    run_id = start_run(store, suite, RunOptions(group=group))
+    print(f"run {run_id} (group {group})", flush=True)
+    execute(store, run_id, on_result=lambda r: print(f"  {r.case.key} {r.status}", flush=True))
+    return run_id
+
+
+def _decided(row: pd.Series) -> str:
+    if row["paired"]:
+        return "faster" if row["speedup_ci_low"] > 1 else "slower" if row["speedup_ci_high"] < 1 else "none"
+    return "faster" if row["value"] > 1.05 else "slower" if row["value"] < 1 / 1.05 else "none"
+
+
+def figures(store: Store, runs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    frames = [load(r, store) for r in runs]
+    for i, (run_id, frame) in enumerate(zip(runs, frames)):
+        run = store.run(run_id)
+        wall = run["finished_at"] - run["started_at"]
+        sampled = sum(sum(r.samples_ns) for r in store.results(run_id)) / 1e9
+        out[f"run {i + 1}: wall time"] = f"{wall / 60:.2f} min, {len(frame)} cases"
+        out[f"run {i + 1}: overhead per case outside timed iterations"] = f"{(wall - sampled) / len(frame):.2f} s"
+        out[f"run {i + 1}: statuses"] = " ".join(f"{k}={v}" for k, v in sorted(frame["status"].value_counts().items()))
+    s = [speedup_rows(f).set_index("case_key") for f in frames]
+    both = s[0][["value", "paired", "speedup_ci_low", "speedup_ci_high"]].join(
+        s[1][["value", "paired", "speedup_ci_low", "speedup_ci_high"]], lsuffix="_a", rsuffix="_b", how="inner")
+    change = (both["value_b"] / both["value_a"] - 1).abs()
+    flips = 0
+    for _, row in both.iterrows():
+        a = _decided(pd.Series({k[:-2]: row[k] for k in row.index if k.endswith("_a")}))
+        b = _decided(pd.Series({k[:-2]: row[k] for k in row.index if k.endswith("_b")}))
+        flips += {a, b} == {"faster", "slower"}
+    out["speedups within +/-5% between runs"] = (f"{100 * (change <= 0.05).mean():.1f}% of {len(both)} "
+                                                 f"(median change {100 * change.median():.2f}%, worst {100 * change.max():.1f}%)")
+    out["verdict flips"] = str(flips)
+    out["speedups paired"] = f"{int(both['paired_a'].sum())} of {len(both)}"
+    a, b = (f.set_index("case_key") for f in frames)
+    joined = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
+    joined = joined[joined["latency_ms_p50_a"].notna() & joined["latency_ms_p50_b"].notna()]
+    ratio = joined["latency_ms_p50_b"] / joined["latency_ms_p50_a"]
+    inside = (joined["latency_ms_p50_b"] >= joined["latency_ms_p50_ci_low_a"]) & (
+        joined["latency_ms_p50_b"] <= joined["latency_ms_p50_ci_high_a"])
+    out["absolute p50 within +/-5%"] = (f"{100 * (ratio.sub(1).abs() <= 0.05).mean():.1f}% of {len(joined)} "
+                                        f"(median |change| {100 * ratio.sub(1).abs().median():.2f}%)")
+    out["run 2 p50 inside run 1's 95% interval"] = f"{100 * inside.mean():.1f}%"
+    out["median interval half-width"] = f"{100 * joined['latency_p50_ci_rel_a'].median():.2f}%"
+    peaks = [store.run(r)["calibration"] for r in runs]
+    moves = [f"{k} {100 * (peaks[1][k] / peaks[0][k] - 1):+.1f}%" for k in sorted(set(peaks[0]) & set(peaks[1]))]
+    out["matmul calibration, run 2 vs run 1"] = ", ".join(moves) or "-"
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--groups", default="variant,none")
+    parser.add_argument("--store", default="results/repeat-bench.db")
+    parser.add_argument("--runs", nargs="*", default=[], metavar="GROUP=RUN_A,RUN_B",
+                        help="report on runs already made instead of measuring")
+    args = parser.parse_args()
+    store = Store(args.store)
+    given = dict(item.split("=", 1) for item in args.runs)
+    table: dict[str, dict[str, str]] = {}
+    for group in args.groups.split(","):
+        runs = given[group].split(",") if group in given else [measure_once(store, group), measure_once(store, group)]
+        print(f"group {group}: runs {','.join(runs)}", flush=True)
+        table[group] = figures(store, runs)
+    rows = list(dict.fromkeys(k for f in table.values() for k in f))
+    width = max(map(len, rows))
+    print("\n" + " " * width + "  " + "  |  ".join(f"group {g}" for g in table))
+    for key in rows:
+        print(f"{key:<{width}}  " + "  |  ".join(table[g].get(key, "-") for g in table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
