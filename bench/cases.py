@@ -66,6 +66,8 @@ CASE_AXES = tuple(axis for axis in AXES if axis.case_flag)  # what ab and profil
 
 # Comparison groups: cases measured together, interleaved (bench.group), because a report compares them.
 # Each grouping names the case fields the members of a group share; "none" measures every case alone.
+BLOCK_S = 0.05  # a block of sampling, alone or in a group's round: >= 1 iteration and 50 ms (benchmarks/block_bias.py)
+
 ISOLATIONS = ("process", "none")  # a worker process per case, or every case in the runner's process
 
 GROUPINGS: dict[str, Optional[tuple[str, ...]]] = {

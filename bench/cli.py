@@ -113,8 +113,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .results import export
 
-    store = _store_of(args)
-    where = export(_run_id(store, args.run_id), args.format, args.output, store)
+    where = export(_run_id(store := _store_of(args), args.run_id), args.format, args.output, store, track=args.track)
     if where != "-":
         print(f"wrote {where}", file=sys.stderr)
     return 0
@@ -305,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", cmd_export, "one run as a tidy table: one row per case, units in column names")
     p.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
     _formats(p, EXPORT_FORMATS, "csv")
+    p.add_argument("--track", action="store_true", help="the run's machine-speed track instead of its cases")
     p.add_argument("-o", "--output", help="file to write (default: standard output; parquet needs a file)")
     _store(p)
 

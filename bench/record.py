@@ -83,7 +83,8 @@ class Result:
     instructions_reason: str = ""  # why there is no count, when asked for one
     started_at: float = 0.0  # unix time
     duration_s: float = 0.0  # the whole case: build, checks, warm-up, sampling
-    # measured in a comparison group: the median of each interleaved round, and the pairing with the reference
+    # the median of each block of sampling (a case alone) or of each interleaved round (a comparison group):
+    # the p50's interval comes from these; and, in a group, the pairing with the reference
     round_medians_ns: tuple[int, ...] = ()
     pairing: Optional[Pairing] = None
 
@@ -127,7 +128,7 @@ def timing_status(spread_of: Sequence[float], stop: str, sampling: Measure) -> t
     the medians of interleaved rounds) wider than the target."""
     spread = median_ci_rel(spread_of)
     if stop == "time cap" and spread > sampling.target_ci:
-        return "noisy", (f"median known to +/-{100 * spread:.1f}% after {len(spread_of)} samples "
+        return "noisy", (f"median known to +/-{100 * spread:.1f}% after {len(spread_of)} blocks "
                          f"(target +/-{100 * sampling.target_ci:g}%); rerun with a longer max_seconds or a quieter "
                          "machine")
     return "ok", ""

@@ -23,6 +23,7 @@ import pandas as pd
 from .compare import CaseComparison, Thresholds, compare_runs
 from .errors import BadValue, StoreError, cannot
 from .precision import DTYPE_BYTES, weight_dtype
+from .probe import movement_line
 from .record import STATUSES, Result
 from .results import result_row
 from .store import Store
@@ -47,10 +48,11 @@ def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
     runs = []
     for run_id in run_ids:
         meta = store.run(run_id)
+        meta["track"] = store.track(run_id)
         results = tuple(store.results(run_id))
         if not results:
             raise StoreError(f"run {run_id!r} has no results yet; nothing to report")
-        frame = pd.DataFrame([result_row(r, meta["calibration"]) for r in results])
+        frame = pd.DataFrame([result_row(r, meta["calibration"], meta["track"]) for r in results])
         for column in NUMERIC:  # all-None columns would stay objects, and None does no arithmetic
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         frame.insert(0, "run_id", run_id)
@@ -112,6 +114,24 @@ def plot_throughput(frame: pd.DataFrame, multi_run: bool) -> Optional[str]:
         ax.set(title=f"{model}: throughput vs batch size", xlabel="batch size (images, log scale)",
                ylabel="throughput (images/s)")
         ax.legend(fontsize=7, title="variant" + (" / run" if multi_run else ""), title_fontsize=7)
+    return _finish(fig)
+
+
+def plot_track(runs: Sequence[RunData]) -> Optional[str]:
+    """Per run: the machine-speed probe over the run (``bench.probe``), each group's (or case's) window shaded."""
+    tracked = [run for run in runs if len(run.meta.get("track") or ()) >= 2]
+    if not tracked:
+        return None
+    fig, panels = _facets(tracked, 1, 9.0, 2.6)
+    for ax, run in panels:
+        start = run.meta["started_at"]
+        windows = sorted({(r.started_at, r.duration_s) for r in run.results if r.duration_s})
+        for i, (at, length) in enumerate(windows):
+            ax.axvspan((at - start) / 60, (at + length - start) / 60, color="C0" if i % 2 else "C1", alpha=0.12, lw=0)
+        minutes = [(at - start) / 60 for at, _ in run.meta["track"]]
+        ax.plot(minutes, [value for _, value in run.meta["track"]], marker="o", ms=3, color="C2")
+        ax.set(title=f"run {run.run_id}: machine speed (probe) with each group's window shaded",
+               xlabel="minutes since the run started", ylabel="probe GFLOP/s")
     return _finish(fig)
 
 
@@ -395,6 +415,7 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
     return _template().render(
         title=f"cnnbench report: {', '.join(r.run_id for r in runs)}",
         runs=[_env_line(r.meta) for r in runs],
+        track_lines=[(r.run_id, movement_line(r.meta.get("track") or ())) for r in runs],
         noise_line=f"{100 * noisy:.0f}% of {len(frame)} cases are noisy or invalid "
                    f"({int(frame['status'].eq('noisy').sum())} noisy, {int(frame['status'].eq('invalid').sum())} invalid)",
         summary=summary_rows(frame),
@@ -405,6 +426,7 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
             "speedup": plot_speedups(speed),
             "roofline": plot_roofline(frame, calibrations),
             "memory": plot_memory(frame),
+            "track": plot_track(runs),
         },
         static=static_rows(frame),
         speedups=speedup_table_rows(frame),

@@ -23,6 +23,7 @@ import pandas as pd
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
+from .probe import Track, speed_during
 from .record import Pairing, Result
 from .stats import median, median_ci, median_ci_rel, summarize
 from .store import Store, open_store
@@ -30,7 +31,7 @@ from .table import EXPORT_FORMATS
 
 
 
-def result_row(result: Result, calibration: Optional[dict[str, float]] = None) -> dict[str, Any]:
+def result_row(result: Result, calibration: Optional[dict[str, float]] = None, track: Track = ()) -> dict[str, Any]:
     case = result.case
     row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
     row["input_shape"] = "x".join(map(str, case.input_shape))
@@ -41,12 +42,13 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None) -
     samples_ms = [s / 1e6 for s in result.samples_ns]
     row.update(summarize(samples_ms))
     row["latency_ci_from"] = "samples" if samples_ms else None
-    if result.round_medians_ns:  # interleaved: the interval a rerun would see, from the rounds' medians
+    if result.round_medians_ns:  # the interval a rerun would see: from the medians of blocks (or rounds) over the window
         rounds_ms = [r / 1e6 for r in result.round_medians_ns]
         row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"] = median_ci(rounds_ms)
         row["latency_p50_ci_rel"] = median_ci_rel(rounds_ms)
-        row["latency_ci_from"] = "rounds"
+        row["latency_ci_from"] = "rounds" if result.pairing is not None else "blocks"
     row.update(pairing_columns(result.pairing))
+    row["machine_speed_rel"] = speed_during(track, result.started_at, result.started_at + result.duration_s)
     p50 = row["latency_ms_p50"]
     row["throughput_img_s"] = case.batch_size / (p50 / 1e3) if samples_ms and p50 > 0 else math.nan
     row["flops"] = 2 * result.macs if result.macs is not None else None
@@ -79,17 +81,35 @@ def load(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd
     st = store if isinstance(store, Store) else open_store(store, create=False)
     run_id = run_id or st.latest_run_id()
     run = st.run(run_id)
-    rows = [result_row(r, run["calibration"]) for r in st.results(run_id)]
+    track = st.track(run_id)
+    rows = [result_row(r, run["calibration"], track) for r in st.results(run_id)]
     frame = pd.DataFrame(rows)
     frame.insert(0, "run_id", run_id)
     return frame
 
 
-def export(run_id: str, fmt: str, path: Optional[str], store: "Store | str | None" = None) -> str:
-    """Write one run as csv, json (records) or parquet; returns where it went ('-' is stdout)."""
+def load_track(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd.DataFrame:
+    """One run's machine-speed track (``bench.probe``), one row per probe: its unix time, seconds since the
+    run started, the probe's GFLOP/s and that over the track's median."""
+    st = store if isinstance(store, Store) else open_store(store, create=False)
+    run_id = run_id or st.latest_run_id()
+    started = st.run(run_id)["started_at"]
+    track = st.track(run_id)
+    typical = median([value for _, value in track]) if track else math.nan
+    frame = pd.DataFrame([{"at_unix_s": at, "since_start_s": at - started, "probe_gflop_s": value,
+                           "speed_rel": value / typical} for at, value in track],
+                         columns=["at_unix_s", "since_start_s", "probe_gflop_s", "speed_rel"])
+    frame.insert(0, "run_id", run_id)
+    return frame
+
+
+def export(run_id: str, fmt: str, path: Optional[str], store: "Store | str | None" = None,
+           track: bool = False) -> str:
+    """Write one run (or, with ``track``, its machine-speed track) as csv, json (records) or parquet;
+    returns where it went ('-' is stdout)."""
     if fmt not in EXPORT_FORMATS:
         raise BadValue(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    frame = load(run_id, store)
+    frame = load_track(run_id, store) if track else load(run_id, store)
     if fmt == "parquet":
         if path in (None, "-"):
             raise BadValue("parquet is binary: give a file with -o, e.g. -o run.parquet")

@@ -49,11 +49,12 @@ from typing import Any, Callable, Optional
 from . import environment, instructions, processes
 from .analysis import analyse
 from .calibrate import calibrate
-from .cases import GROUPINGS, ISOLATIONS, Case, Measure
+from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure
 from .errors import BadInput, BadValue
 from .group import Arm, Member, paired_rounds, run_group
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
+from .probe import probe_gflop_s
 from .record import Pairing, Result, invalid_reason, timing_status
 from .stats import median_ci, median_ci_rel, paired_figures
 from .store import Store
@@ -62,7 +63,6 @@ from .worker import measure
 
 PROFILE_TIMEOUT_S = 900.0  # one profile of one case, build and compilation included
 
-BLOCK_S = 0.05  # a group member's block: at least one iteration and 50 ms (see the note in group_block_bias)
 RUNTIME_BYTES = 600 * 2**20  # a worker's own footprint before its model: the interpreter, torch, allocator slack
 
 
@@ -209,8 +209,14 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
     todo, sampling, options = pending(store, run_id)
     one = run_isolated if options.isolation == "process" else run_in_process
     grouping = options.group if options.isolation == "process" else "none"
+    threads = max((case.threads for case in todo), default=1)
+
+    def probe() -> None:  # the machine-speed track, between groups: no worker is alive (bench.probe)
+        store.add_probe(run_id, time.time(), probe_gflop_s(threads))
+
     done = 0
     for members in group_cases(todo, grouping or "none"):
+        probe()
         for case in members:
             on_start(case, done, len(todo))
         if len(members) == 1:
@@ -225,6 +231,8 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
         for result in results:
             on_result(result)
         done += len(members)
+    if todo:
+        probe()
     store.finish_run(run_id)
 
 

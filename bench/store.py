@@ -14,10 +14,13 @@ refused with one line, before anything is written.
     results  (id, run_id, case_key, the case's axes, status, reason, the figures of
               bench.record.Result)                                unique (run_id, case_key)
     samples  (result_id, kind, values_ns)    kind: "timed" (the case's timer), "host", or "round" (the
-              median of each interleaved round of a comparison group)
+              median of each block of sampling: an interleaved round of a comparison group, or a
+              50 ms block of a case measured alone)
     pairings (result_id, group_label, reference, members, rounds, ratio, ratio_ci_low, ratio_ci_high, p_value)
-              a grouped case against its group's reference (bench.record.Pairing); added to a store
-              of schema 2 when first written to, which cnnbench before it ignores
+              a grouped case against its group's reference (bench.record.Pairing)
+    track    (run_id, at, gflop_s)   the machine-speed probe (bench.probe), measured between groups
+    pairings and track are added to a store of schema 2 when first written to; a cnnbench before
+    them ignores them, and reading a store without them finds none
 """
 
 from __future__ import annotations
@@ -90,6 +93,13 @@ pairings = sa.Table(
     sa.Column("ratio_ci_high", sa.Float),
     sa.Column("p_value", sa.Float),
 )
+track_table = sa.Table(
+    "track", _meta,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("at", sa.Float, primary_key=True),  # unix time
+    sa.Column("gflop_s", sa.Float, nullable=False),
+)
+_ADDITIVE = (pairings, track_table)  # tables later than schema 2's first form: created on write, absent on read is empty
 _KINDS = {"timed": "samples_ns", "host": "host_samples_ns", "round": "round_medians_ns"}
 
 
@@ -108,7 +118,7 @@ class Store:
     def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True) -> None:
         self.url = _url(location)
         self.label = str(location)
-        self.has_pairings = False
+        self.tables: set[str] = set()
         path = _sqlite_path(self.url)
         if path is not None:
             self._check_file(path, create)
@@ -159,11 +169,13 @@ class Store:
             if version < SCHEMA_VERSION:
                 raise StoreError(f"results store {self.label!r} has schema {version}, older than {SCHEMA_VERSION}; "
                                  "export its runs with the cnnbench that wrote it")
-            self.has_pairings = "pairings" in tables
-            if create and not self.has_pairings:  # additive: older readers ignore the table
+            self.tables = tables
+            missing = [table for table in _ADDITIVE if table.name not in tables]
+            if create and missing:  # additive: older readers ignore the tables
                 with self.engine.begin() as conn:
-                    pairings.create(conn, checkfirst=True)
-                self.has_pairings = True
+                    for table in missing:
+                        table.create(conn, checkfirst=True)
+                self.tables |= {table.name for table in missing}
             return
         if tables:
             raise StoreError(f"{self.label!r} is a database but not a cnnbench results store "
@@ -173,7 +185,7 @@ class Store:
         with self.engine.begin() as conn:
             _meta.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        self.has_pairings = True
+        self.tables = set(_meta.tables)
 
     # -- runs ---------------------------------------------------------------------------------
     def new_run(self, *, suite: str, suite_json: dict[str, Any], environment: dict[str, Any],
@@ -245,6 +257,20 @@ class Store:
             })
         return out
 
+    def add_probe(self, run_id: str, at: float, gflop_s: float) -> None:
+        """One point of the run's machine-speed track (``bench.probe``)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s))
+
+    def track(self, run_id: str) -> list[tuple[float, float]]:
+        """The run's machine-speed track, (unix time, GFLOP/s) in time order; empty for runs without one."""
+        if "track" not in self.tables:
+            return []
+        with self.engine.connect() as conn:
+            tt = track_table.c
+            query = sa.select(tt.at, tt.gflop_s).where(tt.run_id == run_id).order_by(tt.at)
+            return [(float(at), float(value)) for at, value in conn.execute(query)]
+
     # -- results ------------------------------------------------------------------------------
     def done_keys(self, run_id: str) -> set[str]:
         with self.engine.connect() as conn:
@@ -286,7 +312,7 @@ class Store:
                 query = sa.select(samples).where(samples.c.result_id.in_(ids[chunk:chunk + 500]))
                 for s in conn.execute(query).mappings():
                     kept[(s["result_id"], s["kind"])] = json.loads(s["values_ns"])
-                if self.has_pairings:
+                if "pairings" in self.tables:
                     query = sa.select(pairings).where(pairings.c.result_id.in_(ids[chunk:chunk + 500]))
                     for p in conn.execute(query).mappings():
                         data = {("group" if k == "group_label" else k): v for k, v in p.items() if k != "result_id"}

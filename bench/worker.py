@@ -5,11 +5,22 @@ Method
     ``bench.prepare.get_ready`` (its docstring has the step, the validity checks
     and the warm-up rule); this module times it.
 
-    **Sampling** is adaptive: one sample per iteration, stopping once at least
-    ``min_samples`` are in and the distribution-free 95% confidence interval of the
-    median (``bench.stats.median_ci``) is within +/-``target_ci`` of it; or at the
-    time cap ``max_seconds`` (at least 3 samples), in which case the case is
-    ``noisy`` with its spread, not passed off as precise; or at ``max_samples``.
+    **Sampling** is adaptive and runs in blocks: one sample per iteration,
+    iterations grouped into consecutive blocks of ``BLOCK_S`` (50 ms, at least
+    one iteration each). The p50 is the median of all samples; its interval is
+    the distribution-free 95% CI (``bench.stats.median_ci``) of the *blocks'
+    medians*, not of the single iterations: consecutive iterations share the
+    machine's speed of that moment, so their spread claims a precision that a
+    rerun a minute later does not see, while blocks spread over the whole
+    measuring window carry its drift into the interval (batch medians, as the
+    rounds of a comparison group do in ``bench.group``). Sampling stops once at
+    least ``min_samples`` iterations and ``MIN_BLOCKS`` blocks are in and that
+    interval is within +/-``target_ci`` of the blocks' median; or at the time cap
+    ``max_seconds`` (at least 3 blocks), in which case the case is ``noisy``
+    with its spread, not passed off as precise; or at ``max_samples`` (once
+    ``MIN_BLOCKS`` are in: a fast step may pass it inside the first blocks). A step
+    longer than a block makes each block one iteration: the rule is then the
+    median's CI over the iterations.
 
     **Timers.** CPU: ``time.perf_counter_ns`` around each iteration. CUDA: a pair
     of CUDA events around each iteration, with no synchronisation inside the
@@ -43,11 +54,13 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from . import processes
-from .cases import Case, Measure
+from .cases import BLOCK_S, Case, Measure
 from .prepare import Skip, failure, get_ready, set_backends, skip_reason
 from .record import Result, invalid_reason, timing_status
-from .stats import median_ci_rel
+from .stats import median, median_ci_rel
 from .zoo import load_plugins
+
+MIN_BLOCKS = 10  # blocks before the interval may stop sampling: fewer give an order-statistic CI too coarse to trust
 
 
 def _rss_bytes(field_name: str) -> Optional[int]:
@@ -91,23 +104,46 @@ def _cpu_peak_rss() -> Iterator[dict[str, Optional[int]]]:
             found["delta"] = max(0, high - found["baseline"])
 
 
-def sample_cpu(step: Callable[[], Any], sampling: Measure) -> tuple[list[int], str]:
+def timed_block(step: Callable[[], Any], case: Case, seconds: float) -> tuple[list[int], list[int]]:
+    """Iterations for ``seconds`` (at least one), one sample each: (samples ns, host ns per iteration; CUDA only).
+
+    The unit of sampling: of a case alone (``sample``) and of an interleaved round (``serve``)."""
     samples: list[int] = []
-    deadline = time.perf_counter() + sampling.max_seconds
-    check_every = 1
-    while True:
+    host: list[int] = []
+    deadline = time.perf_counter() + seconds
+    if case.device == "cuda":
+        while not samples or time.perf_counter() < deadline:
+            device, host_ns = _cuda_block(step, 5)
+            samples += device
+            host += host_ns
+        return samples, host
+    while not samples or time.perf_counter() < deadline:
         t0 = time.perf_counter_ns()
         step()
         samples.append(time.perf_counter_ns() - t0)
-        n = len(samples)
-        if n >= sampling.min_samples and n % check_every == 0:
-            if median_ci_rel(samples) <= sampling.target_ci:
-                return samples, "target"
-            check_every = max(1, n // 20)  # the check sorts; keep it rare once samples are many
-        if n >= sampling.max_samples:
-            return samples, "max samples"
-        if n >= 3 and time.perf_counter() >= deadline:
-            return samples, "time cap"
+    return samples, host
+
+
+def sample(step: Callable[[], Any], case: Case, sampling: Measure,
+           block_s: float = BLOCK_S) -> tuple[list[int], list[int], list[int], str]:
+    """Block by block until the rule of the module docstring holds: (samples, host samples, block medians, stop)."""
+    samples: list[int] = []
+    host: list[int] = []
+    medians: list[int] = []
+    deadline = time.perf_counter() + sampling.max_seconds
+    while True:
+        block, block_host = timed_block(step, case, block_s)
+        samples += block
+        host += block_host
+        medians.append(round(median(block)))
+        if len(medians) < MIN_BLOCKS and time.perf_counter() < deadline:
+            continue
+        if len(samples) >= sampling.min_samples and median_ci_rel(medians) <= sampling.target_ci:
+            return samples, host, medians, "target"
+        if len(samples) >= sampling.max_samples:
+            return samples, host, medians, "max samples"
+        if len(medians) >= 3 and time.perf_counter() >= deadline:
+            return samples, host, medians, "time cap"
 
 
 def _cuda_block(step: Callable[[], Any], n: int) -> tuple[list[int], list[int]]:
@@ -122,24 +158,6 @@ def _cuda_block(step: Callable[[], Any], n: int) -> tuple[list[int], list[int]]:
         host_ns.append(time.perf_counter_ns() - h0)
     torch.cuda.synchronize()
     return [round(start.elapsed_time(end) * 1e6) for start, end in events], host_ns
-
-
-def _sample_cuda(step: Callable[[], Any], sampling: Measure) -> tuple[list[int], list[int], str]:
-    device_ns: list[int] = []
-    host_ns: list[int] = []
-    deadline = time.perf_counter() + sampling.max_seconds
-    block = max(5, sampling.min_samples)
-    while True:
-        device, host = _cuda_block(step, block)
-        device_ns += device
-        host_ns += host
-        n = len(device_ns)
-        if n >= sampling.min_samples and median_ci_rel(device_ns) <= sampling.target_ci:
-            return device_ns, host_ns, "target"
-        if n >= sampling.max_samples:
-            return device_ns, host_ns, "max samples"
-        if time.perf_counter() >= deadline:
-            return device_ns, host_ns, "time cap"
 
 
 def measure(case: Case, sampling: Measure) -> Result:
@@ -161,20 +179,16 @@ def measure(case: Case, sampling: Measure) -> Result:
             torch.cuda.reset_peak_memory_stats()
         with _cpu_peak_rss() as rss:
             step = get_ready(case, sampling.warmup_seconds, figures)
-            if case.device == "cuda":
-                device_ns, host_ns, stop = _sample_cuda(step, sampling)
-                figures.update(samples_ns=tuple(device_ns), host_samples_ns=tuple(host_ns), timer="cuda-event")
-            else:
-                samples, stop = sample_cpu(step, sampling)
-                figures.update(samples_ns=tuple(samples), timer="perf_counter_ns")
-            figures["stop_reason"] = stop
+            samples, host, medians, stop = sample(step, case, sampling)
+            figures.update(samples_ns=tuple(samples), host_samples_ns=tuple(host), round_medians_ns=tuple(medians),
+                           timer="cuda-event" if case.device == "cuda" else "perf_counter_ns", stop_reason=stop)
         figures.update(_memory(case, rss))
     except Exception as exc:  # a failing case is a row, not a crashed suite
         return done(*failure(exc))
     why = invalid_reason(case, figures)
     if why:
         return done("invalid", why, **figures)
-    return done(*timing_status(figures["samples_ns"], stop, sampling), **figures)
+    return done(*timing_status(figures["round_medians_ns"], stop, sampling), **figures)
 
 
 def _memory(case: Case, rss: dict[str, Optional[int]]) -> dict[str, Optional[int]]:
@@ -197,21 +211,6 @@ def _apply_request(request: dict[str, Any]) -> tuple[Case, Measure]:
     if request.get("memory_limit_bytes"):
         _limit_memory(int(request["memory_limit_bytes"]))
     return Case.from_dict(request["case"]), Measure.from_dict(request["measure"])
-
-
-def run_block(step: Callable[[], Any], case: Case, seconds: float) -> list[int]:
-    """Iterations for ``seconds`` (at least one), one sample each: the unit of an interleaved A/B round."""
-    samples: list[int] = []
-    deadline = time.perf_counter() + seconds
-    if case.device == "cuda":
-        while not samples or time.perf_counter() < deadline:
-            samples += _cuda_block(step, 5)[0]
-        return samples
-    while not samples or time.perf_counter() < deadline:
-        t0 = time.perf_counter_ns()
-        step()
-        samples.append(time.perf_counter_ns() - t0)
-    return samples
 
 
 def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
@@ -250,7 +249,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
                 finished = True
                 break
             try:
-                samples = run_block(step, case, float(ask["block"]))
+                samples = timed_block(step, case, float(ask["block"]))[0]
             except Exception as exc:  # an oom or a failure mid-run: say which, then stop
                 status, reason = failure(exc)
                 reply({"failed": True, "status": status, "reason": reason})

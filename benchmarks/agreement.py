@@ -22,13 +22,13 @@ import torch.utils.benchmark as tb
 
 from bench.cases import Case, Measure, all_cores
 from bench.prepare import Prepared, warm_up
-from bench.worker import sample_cpu
+from bench.worker import sample
 
 
 def harness_median_ms(prep: Prepared, m: Measure) -> float:
     step = prep.step()
     warm_up(step, prep.case, m.warmup_seconds)
-    samples, _ = sample_cpu(step, m)
+    samples = sample(step, prep.case, m)[0]
     return statistics.median(samples) / 1e6
 
 

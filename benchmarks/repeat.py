@@ -17,7 +17,9 @@ two things at once), then prints:
   covers an independent rerun about 83% of the time; near 100% means it is
   too wide), with the median interval half-width;
 - cost: wall time per run and per-case overhead outside the timed iterations;
-- the matmul calibration's change between the runs (the machine's own speed).
+- the machine's own speed: the matmul calibration's change between the runs,
+  and the probe track (``bench.probe``): how much it moved within each run and
+  its median's change from run 1 to run 2.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from dataclasses import replace
 
 import pandas as pd
 
+from bench.probe import movement_line
 from bench.report import speedup_rows
 from bench.results import load
 from bench.runner import RunOptions, execute, start_run
+from bench.stats import median
 from bench.store import Store
 from bench.suites import resolve_suite
 
@@ -85,6 +89,12 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
     peaks = [store.run(r)["calibration"] for r in runs]
     moves = [f"{k} {100 * (peaks[1][k] / peaks[0][k] - 1):+.1f}%" for k in sorted(set(peaks[0]) & set(peaks[1]))]
     out["matmul calibration, run 2 vs run 1"] = ", ".join(moves) or "-"
+    tracks = [store.track(r) for r in runs]
+    for i, track in enumerate(tracks):
+        out[f"run {i + 1}: machine speed (probe) moved"] = movement_line(track)
+    if all(tracks):
+        typical = [median([v for _, v in t]) for t in tracks]
+        out["probe median, run 2 vs run 1"] = f"{100 * (typical[1] / typical[0] - 1):+.1f}%"
     return out
 
 

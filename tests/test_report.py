@@ -20,7 +20,7 @@ from bench.store import Store
 FIXTURE = Path(__file__).parent / "fixtures" / "quick_run.json"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 HOSTILE = "<script>alert(1)</script>"
-SECTIONS = ["header", "summary", "throughput", "latency", "speedup", "efficiency", "memory", "static", "failures"]
+SECTIONS = ["header", "summary", "throughput", "latency", "speedup", "efficiency", "memory", "track", "static", "failures"]
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +236,20 @@ def test_paired_speedups_fill_the_heatmap_and_an_interval_across_1_is_no_differe
     assert rows["no_difference"].sum() == sum(r.case.memory_format == "channels_last" for r in paired.values()) > 0
     page = render(runs, generated_at="X")
     assert "no measurable difference" in page and ">measured apart<" not in page and "0.833-1.111" in page
+
+
+def test_the_machine_speed_track_is_drawn_and_its_movement_in_the_header(tmp_path):
+    doc = runfile.read(FIXTURE)
+    store = Store(tmp_path / "s.db")
+    run_id = store.import_run({**doc["run"], "id": "tracked"}, doc["results_parsed"])
+    start = doc["run"]["started_at"]
+    for i, value in enumerate([40.0, 40.0, 20.0, 40.0, 60.0]):
+        store.add_probe(run_id, start + 30 * i, value)
+    runs = gather(store, [run_id])
+    assert runs[0].frame["machine_speed_rel"].notna().all()
+    page = render(runs, generated_at="X")
+    assert "machine speed during tracked: -40% to +40% of its median 40.0 GFLOP/s (p5-p95 of 5 probes; extremes -50%, +50%)" in page
+    assert 'alt="machine speed over the run"' in page
+    untracked = render(gather(store, [runfile.import_into(store, {**doc, "run": {**doc["run"], "id": "plain"}})]),
+                       generated_at="X")
+    assert "No run here has a machine-speed track." in untracked and "no machine-speed track" in untracked

@@ -162,9 +162,30 @@ def test_pairings_and_round_medians_round_trip_through_the_store_and_export(tmp_
     frame = load(run_id, store).set_index("precision")
     assert frame.loc["bf16", "speedup"] == pytest.approx(1 / variant.pairing.ratio)
     assert frame.loc["bf16", "group"] == variant.pairing.group and frame.loc["fp32", "paired_rounds"] == 0
+    assert set(frame["latency_ci_from"]) == {"rounds"}
+    # the machine-speed track: a probe before the group and one after it, and each case's speed against it
+    track = store.track(run_id)
+    assert len(track) == 2 and all(value > 0 for _, value in track) and track[0][0] < track[1][0]
+    assert frame["machine_speed_rel"].between(0.2, 5).all()
+    from bench.cli import main
+
+    out = tmp_path / "track.csv"
+    assert main(["export", run_id, "--track", "-o", str(out), "--store", str(tmp_path / "s.db")]) == 0
+    import pandas as pd
+
+    exported = pd.read_csv(out)
+    assert list(exported["probe_gflop_s"]) == [value for _, value in track]
+    assert exported["since_start_s"].is_monotonic_increasing and exported["speed_rel"].median() == pytest.approx(1)
 
 
 def test_group_none_measures_each_case_alone(tmp_path):
     results = run(tmp_path, {"models": ["paced_2ms"], "precisions": ["fp32", "bf16"], "group": "none",
                              "measure": {"max_seconds": 0.3, "warmup_seconds": 0.1}})
-    assert all(r.pairing is None and not r.round_medians_ns for r in results)
+    assert all(r.pairing is None for r in results)
+    # alone, the interval comes from the medians of its 50 ms blocks over the measuring window
+    assert all(3 <= len(r.round_medians_ns) < len(r.samples_ns) for r in results)
+    store = Store(tmp_path / "s.db", create=False)
+    from bench.results import load
+
+    frame = load(store.latest_run_id(), store)
+    assert set(frame["latency_ci_from"]) == {"blocks"}

@@ -43,6 +43,26 @@ def test_round_trip_and_tidy_frame(tmp_path):
     assert store.done_keys(run_id) == {a_result(1).case.key, a_result(2).case.key}
 
 
+def test_a_store_from_before_pairings_and_the_track_reads_as_it_is_and_gains_them_on_write(tmp_path):
+    path = tmp_path / "s.db"
+    store = Store(path)
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+    store.engine.dispose()
+    with sqlite3.connect(path) as conn:  # the first form of schema 2
+        conn.execute("DROP TABLE pairings")
+        conn.execute("DROP TABLE track")
+    before = digest(path)
+    old = Store(path, create=False)
+    assert old.results(run_id) == [a_result(1)] and old.track(run_id) == []
+    assert load(run_id, old)["machine_speed_rel"].isna().all()
+    old.engine.dispose()
+    assert digest(path) == before  # reading changed nothing
+    written = Store(path)
+    written.add_probe(run_id, 1.0, 42.0)
+    assert written.track(run_id) == [(1.0, 42.0)] and written.results(run_id) == [a_result(1)]
+
+
 def test_same_case_twice_in_a_run_is_refused(tmp_path):
     store = Store(tmp_path / "s.db")
     run_id = new_run(store)

@@ -10,7 +10,7 @@ from bench.stats import median_ci_rel
 from bench.prepare import is_oom, skip_reason
 from bench.prepare import loss as _loss
 from bench.record import Result
-from bench.worker import measure
+from bench.worker import MIN_BLOCKS, measure, sample
 
 FAST = Measure(max_seconds=2.0, warmup_seconds=0.5)
 
@@ -23,7 +23,8 @@ def test_reference_case_is_measured_to_the_target():
     r = measure(lenet(), FAST)
     assert r.status == "ok", r.reason
     assert len(r.samples_ns) >= FAST.min_samples and all(s > 0 for s in r.samples_ns)
-    assert r.stop_reason == "target" and median_ci_rel(r.samples_ns) <= FAST.target_ci
+    assert r.stop_reason == "target" and median_ci_rel(r.round_medians_ns) <= FAST.target_ci
+    assert MIN_BLOCKS <= len(r.round_medians_ns) < len(r.samples_ns)  # ~50 ms blocks of a ~1 ms step
     assert r.cold_start_ms > 0 and r.warmup_iterations >= 2 and r.timer == "perf_counter_ns"
     assert r.output_dtype == "float32" and r.check_output is None  # the reference is not compared with itself
     assert r.cpu_peak_rss_delta_bytes is not None and r.cpu_rss_baseline_bytes > 0
@@ -54,6 +55,23 @@ def test_a_case_that_misses_its_target_is_noisy_not_precise():
     r = measure(lenet(), Measure(target_ci=1e-9, max_seconds=0.3, warmup_seconds=0.1))
     assert r.status == "noisy" and r.stop_reason == "time cap"
     assert "median known to" in r.reason and "target +/-" in r.reason
+
+
+def test_the_interval_comes_from_blocks_spread_over_the_window():
+    """A machine that slows down while it is measured: consecutive iterations agree with one another, so
+    their median's CI is narrow; the blocks' medians carry the drift, and the interval with them."""
+    import time
+
+    t0 = time.perf_counter()
+
+    def drifting_step():
+        time.sleep(0.001 * (1 + (time.perf_counter() - t0)))  # 1 ms, 2 ms after a second
+
+    samples, host, medians, stop = sample(drifting_step, lenet(), Measure(target_ci=1e-6, max_seconds=1.0),
+                                          block_s=0.05)
+    assert stop == "time cap" and host == [] and 15 <= len(medians) <= 25
+    assert medians[-1] > 1.3 * medians[0]
+    assert median_ci_rel(medians) > 2 * median_ci_rel(samples)
 
 
 def test_cuda_is_skipped_with_a_reason_without_a_gpu():

@@ -1,0 +1,93 @@
+"""The machine-speed track: one fixed probe, measured between comparison groups all through a run.
+
+Why: a shared machine's speed drifts by tens of percent over seconds and
+minutes. Paired ratios cancel the drift inside a group; absolute figures do
+not, and two runs an hour apart may differ because the machine did. The track
+says by how much, so a reader can tell the machine's movement from the code's.
+
+Method
+    The probe (``probe_gflop_s``): a float32 matmul of ``PROBE_N`` square
+    (about 0.1 GFLOP, a few ms on 2 cores), run ``PROBE_REPEATS`` times in the
+    runner process with the run's largest thread count; its value is the
+    *median* repeat's rate (the machine's speed now, not its best). It runs
+    before the first group, between groups (no worker is then alive, so it
+    measures the machine, not a contention with the benchmark) and after the
+    last; stored per run (``Store.add_probe``) with its unix time.
+
+    A case's speed (``speed_during``): the median of the probes taken from the
+    last one at or before the case's start to the first one at or after its
+    end, over the median of the whole track: 1.0 is the run's typical speed,
+    0.8 a machine 20% slower than typical while the case ran.
+
+    The run's movement (``movement``): the 5th and 95th percentiles of the
+    track over its median, and its extremes, in per cent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from typing import Optional, Sequence
+
+from .stats import median, percentile
+
+PROBE_N = 384
+PROBE_REPEATS = 9
+
+Track = Sequence[tuple[float, float]]  # (unix time, GFLOP/s), in time order
+
+
+def probe_gflop_s(threads: int) -> float:
+    """The probe's rate now: the median of ``PROBE_REPEATS`` timed matmuls (see the module docstring)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(PROBE_N, PROBE_N)
+        b = torch.randn(PROBE_N, PROBE_N)
+        torch.mm(a, b)  # the first call allocates and picks the kernel
+        rates = []
+        for _ in range(PROBE_REPEATS):
+            t0 = time.perf_counter_ns()
+            torch.mm(a, b)
+            rates.append(2 * PROBE_N**3 / max(1, time.perf_counter_ns() - t0))  # FLOP/ns = GFLOP/s
+        return round(median(rates), 3)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def speed_during(track: Track, start: float, end: float) -> Optional[float]:
+    """The probe's speed over [start, end] relative to the whole track's median; None without a track."""
+    if not track:
+        return None
+    times = [at for at, _ in track]
+    first = max(0, bisect.bisect_right(times, start) - 1)
+    last = min(len(track), bisect.bisect_left(times, end) + 1)
+    window = [value for _, value in track[first:last]] or [track[-1][1]]
+    typical = median([value for _, value in track])
+    return median(window) / typical if typical > 0 else None
+
+
+def movement(track: Track) -> Optional[dict[str, float]]:
+    """How much the machine's speed moved during a run, in per cent of the track's median."""
+    if len(track) < 2:
+        return None
+    values = [value for _, value in track]
+    typical = median(values)
+
+    def pct(value: float) -> float:
+        return 100 * (value / typical - 1)
+
+    return {"p5_pct": pct(percentile(values, 5)), "p95_pct": pct(percentile(values, 95)),
+            "min_pct": pct(min(values)), "max_pct": pct(max(values)), "probes": len(values),
+            "median_gflop_s": typical}
+
+
+def movement_line(track: Track) -> str:
+    """One line for a report's header or a terminal: '-4% to +3% (p5-p95 of 12 probes; extremes -9%, +5%)'."""
+    moved = movement(track)
+    if moved is None:
+        return "no machine-speed track (a run before cnnbench kept one, or fewer than 2 probes)"
+    return (f"{moved['p5_pct']:+.0f}% to {moved['p95_pct']:+.0f}% of its median {moved['median_gflop_s']:.1f} GFLOP/s "
+            f"(p5-p95 of {moved['probes']} probes; extremes {moved['min_pct']:+.0f}%, {moved['max_pct']:+.0f}%)")
