@@ -6,14 +6,25 @@ from another checkout) and the profiler request of ``run --profile``.
 
 Each worker is the leader of a new process session, so that killing its group
 takes down whatever it started (compiler subprocesses, OpenMP helpers).
+
+Workers of this checkout are forked from a fork server (``bench.forkserver``)
+that has imported torch once, so a worker starts in milliseconds instead of
+1.7-1.9 s; ``Forked`` stands for such a worker as ``subprocess.Popen`` does for
+a started one. Workers of another checkout (``src``) are started from nothing,
+as are all workers when ``CNNBENCH_FORKSERVER=0``.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any, Optional, Sequence
 
@@ -32,11 +43,166 @@ def checkout(src: str) -> Path:
     return worker.parent.parent
 
 
+class ForkServer:
+    """The runner's side of ``bench.forkserver``: started on first use, one per runner process."""
+
+    def __init__(self) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.forkserver", str(theirs.fileno())],
+                                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     start_new_session=True,
+                                     # numpy's OpenBLAS would start a thread server at import: one thread
+                                     # fewer to fork over (numpy's BLAS times nothing in a worker)
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1"))
+        theirs.close()
+        self.exits: dict[int, int] = {}
+        try:
+            if not self._receive(120).get("ready"):
+                raise OSError("the fork server did not start")
+        except OSError:
+            self.close()
+            raise
+
+    def _receive(self, timeout: Optional[float]) -> dict[str, Any]:
+        """The next message, or {} when none came within ``timeout``; an exit report is kept on the way."""
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            return {}
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise OSError("the fork server ended")
+        message = json.loads(data)
+        if "exit" in message:
+            self.exits[message["exit"]] = message["code"]
+        return message
+
+    def spawn(self, module: str, args: Sequence[str], fds: Sequence[int], env: dict[str, str]) -> int:
+        request = {"module": module, "args": list(args), "env": env, "cwd": os.getcwd()}
+        socket.send_fds(self.sock, [json.dumps(request).encode()], list(fds))
+        while True:
+            message = self._receive(60)
+            if not message:
+                raise OSError("the fork server did not answer")
+            if "pid" in message:
+                return message["pid"]
+
+    def wait(self, pid: int, timeout: Optional[float]) -> Optional[int]:
+        """The child's exit code, or None when it is still running after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pid not in self.exits:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self._receive(left)
+        return self.exits.pop(pid)
+
+    def close(self) -> None:
+        self.sock.close()  # the server kills its children's groups and exits
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Forked:
+    """A worker forked by the fork server, with the parts of ``subprocess.Popen`` the harness uses."""
+
+    def __init__(self, server: ForkServer, module: str, args: Sequence[str], env: dict[str, str],
+                 stdin: Any, stdout: Any, stderr: Any, text: bool) -> None:
+        self.server, self.returncode = server, None
+        self.stdin: Any = None
+        self.stdout: Any = None
+        self.stderr: Any = None
+        theirs: list[int] = []  # the child's stdin, stdout, stderr, passed to the server
+        made: list[int] = []  # descriptors made here for the child: closed here once it has them
+        ours: dict[str, int] = {}  # our ends of the pipes
+        for name, spec in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+            if spec == subprocess.PIPE:
+                read, write = os.pipe()
+                child, mine = (read, write) if name == "stdin" else (write, read)
+                theirs.append(child)
+                made.append(child)
+                ours[name] = mine
+            elif spec == subprocess.DEVNULL or spec is None:
+                theirs.append(os.open(os.devnull, os.O_RDWR))
+                made.append(theirs[-1])
+            else:
+                theirs.append(spec if isinstance(spec, int) else spec.fileno())
+        try:
+            self.pid = server.spawn(module, args, theirs, env)
+        except BaseException:
+            for fd in ours.values():
+                os.close(fd)
+            raise
+        finally:
+            for fd in made:
+                os.close(fd)
+        for name, fd in ours.items():
+            setattr(self, name, os.fdopen(fd, ("w" if name == "stdin" else "r") + ("" if text else "b")))
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            self.returncode = self.server.wait(self.pid, 0)
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        if self.returncode is None:
+            code = self.server.wait(self.pid, timeout)
+            if code is None:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+            self.returncode = code
+        return self.returncode
+
+    def communicate(self, timeout: Optional[float] = None) -> tuple[Any, Any]:
+        """Like ``Popen.communicate`` for a worker with only stderr piped: (None, stderr's content)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        chunks: list[bytes] = []
+        if self.stderr is not None:
+            fd = self.stderr.fileno()
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select([fd], [], [], left)
+                if not ready:
+                    raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            self.stderr.close()
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return None, b"".join(chunks)
+
+
+_server: Optional[ForkServer] = None
+_failed = False  # the fork server could not start here: do not pay its start again for every worker
+
+
+def _fork_server() -> Optional[ForkServer]:
+    """The runner's fork server, started on first use; None where it is turned off or cannot start."""
+    global _server, _failed
+    if os.environ.get("CNNBENCH_FORKSERVER", "1") == "0" or not hasattr(socket, "send_fds") or _failed:
+        return None
+    if _server is None or _server.proc.poll() is not None:
+        try:
+            _server = ForkServer()
+        except OSError:
+            _failed = True
+            return None
+        atexit.register(_server.close)
+    return _server
+
+
 def start(module: str, args: Sequence[str], *, src: Optional[str] = None, stdin: Any = subprocess.DEVNULL,
           stdout: Any = subprocess.DEVNULL, stderr: "int | IO[Any]" = subprocess.PIPE,
-          text: bool = False) -> subprocess.Popen:
-    """``python -m MODULE ARGS`` in a new session, unbuffered; with ``src``, that checkout's code runs."""
+          text: bool = False) -> "subprocess.Popen | Forked":
+    """``python -m MODULE ARGS`` in a new session, unbuffered; with ``src``, that checkout's code runs.
+
+    Forked from the fork server where there is one and ``src`` is not given (see the module docstring)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    server = None if src else _fork_server()
+    if server is not None:
+        return Forked(server, module, args, env, stdin, stdout, stderr, text)
     cwd = None
     if src:
         root = checkout(src)
@@ -46,13 +212,25 @@ def start(module: str, args: Sequence[str], *, src: Optional[str] = None, stdin:
                             cwd=cwd, env=env, start_new_session=True, text=text)
 
 
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the worker's whole process group, then reap it."""
+def kill_group(proc: "subprocess.Popen | Forked") -> None:
+    """SIGKILL the worker's whole process group (or the worker, should it not lead one yet), then reap it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait()
+
+
+def clear_group(proc: "subprocess.Popen | Forked") -> None:
+    """After a worker ended by itself: SIGKILL what it left in its group (a compiler's pool of processes
+    outlives the worker that started it otherwise)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def signal_name(number: int) -> str:

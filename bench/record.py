@@ -124,13 +124,13 @@ def invalid_reason(case: Case, figures: dict[str, Any]) -> str:
 
 
 def timing_status(spread_of: Sequence[float], stop: str, sampling: Measure) -> tuple[str, str]:
-    """ok, or noisy when sampling hit its time cap with the median's CI (from ``spread_of``: the samples, or
-    the medians of interleaved rounds) wider than the target."""
+    """ok, or noisy when sampling stopped at a cap (time, samples, rounds) with the median's CI (from
+    ``spread_of``: the medians of the blocks or the interleaved rounds) wider than the target."""
     spread = median_ci_rel(spread_of)
-    if stop == "time cap" and spread > sampling.target_ci:
+    if stop != "target" and spread > sampling.target_ci:
         return "noisy", (f"median known to +/-{100 * spread:.1f}% after {len(spread_of)} blocks "
-                         f"(target +/-{100 * sampling.target_ci:g}%); rerun with a longer max_seconds or a quieter "
-                         "machine")
+                         f"(target +/-{100 * sampling.target_ci:g}%) when sampling reached its {stop}; rerun with "
+                         f"a larger {'max_samples' if stop == 'max samples' else 'max_seconds'} or a quieter machine")
     return "ok", ""
 
 

@@ -134,6 +134,7 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> Optional[str]:
     except BaseException:
         processes.kill_group(proc)
         raise
+    processes.clear_group(proc)
     return (err or b"").decode(errors="replace")
 
 

@@ -7,7 +7,8 @@ Method
 
     **Sampling** is adaptive and runs in blocks: one sample per iteration,
     iterations grouped into consecutive blocks of ``BLOCK_S`` (50 ms, at least
-    one iteration each). The p50 is the median of all samples; its interval is
+    one iteration each, and at most ``max_samples / 40`` iterations, so that a
+    fast step still has blocks enough before ``max_samples``). The p50 is the median of all samples; its interval is
     the distribution-free 95% CI (``bench.stats.median_ci``) of the *blocks'
     medians*, not of the single iterations: consecutive iterations share the
     machine's speed of that moment, so their spread claims a precision that a
@@ -16,9 +17,9 @@ Method
     rounds of a comparison group do in ``bench.group``). Sampling stops once at
     least ``min_samples`` iterations and ``MIN_BLOCKS`` blocks are in and that
     interval is within +/-``target_ci`` of the blocks' median; or at the time cap
-    ``max_seconds`` (at least 3 blocks), in which case the case is ``noisy``
-    with its spread, not passed off as precise; or at ``max_samples`` (once
-    ``MIN_BLOCKS`` are in: a fast step may pass it inside the first blocks). A step
+    ``max_seconds`` (at least 3 blocks), or at ``max_samples`` (once ``MIN_BLOCKS``
+    are in); stopped by either with the interval wider than the target, the
+    case is ``noisy`` with its spread, not passed off as precise. A step
     longer than a block makes each block one iteration: the rule is then the
     median's CI over the iterations.
 
@@ -104,20 +105,21 @@ def _cpu_peak_rss() -> Iterator[dict[str, Optional[int]]]:
             found["delta"] = max(0, high - found["baseline"])
 
 
-def timed_block(step: Callable[[], Any], case: Case, seconds: float) -> tuple[list[int], list[int]]:
-    """Iterations for ``seconds`` (at least one), one sample each: (samples ns, host ns per iteration; CUDA only).
-
-    The unit of sampling: of a case alone (``sample``) and of an interleaved round (``serve``)."""
+def timed_block(step: Callable[[], Any], case: Case, seconds: float,
+                most: Optional[int] = None) -> tuple[list[int], list[int]]:
+    """Iterations for ``seconds`` (at least one; at most about ``most``), one sample each: (samples ns, host ns
+    per iteration; CUDA only). The unit of sampling: of a case alone (``sample``) and of a round (``serve``)."""
     samples: list[int] = []
     host: list[int] = []
     deadline = time.perf_counter() + seconds
+    most = most or sys.maxsize
     if case.device == "cuda":
-        while not samples or time.perf_counter() < deadline:
+        while not samples or (time.perf_counter() < deadline and len(samples) < most):
             device, host_ns = _cuda_block(step, 5)
             samples += device
             host += host_ns
         return samples, host
-    while not samples or time.perf_counter() < deadline:
+    while not samples or (time.perf_counter() < deadline and len(samples) < most):
         t0 = time.perf_counter_ns()
         step()
         samples.append(time.perf_counter_ns() - t0)
@@ -127,12 +129,13 @@ def timed_block(step: Callable[[], Any], case: Case, seconds: float) -> tuple[li
 def sample(step: Callable[[], Any], case: Case, sampling: Measure,
            block_s: float = BLOCK_S) -> tuple[list[int], list[int], list[int], str]:
     """Block by block until the rule of the module docstring holds: (samples, host samples, block medians, stop)."""
+    most = max(1, sampling.max_samples // (4 * MIN_BLOCKS))  # a fast step: shorter blocks, and many of them
     samples: list[int] = []
     host: list[int] = []
     medians: list[int] = []
     deadline = time.perf_counter() + sampling.max_seconds
     while True:
-        block, block_host = timed_block(step, case, block_s)
+        block, block_host = timed_block(step, case, block_s, most)
         samples += block
         host += block_host
         medians.append(round(median(block)))

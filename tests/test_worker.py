@@ -20,7 +20,7 @@ def lenet(**kw):
 
 
 def test_reference_case_is_measured_to_the_target():
-    r = measure(lenet(), FAST)
+    r = measure(lenet(), Measure(max_seconds=3.0, warmup_seconds=0.5, max_samples=100_000))
     assert r.status == "ok", r.reason
     assert len(r.samples_ns) >= FAST.min_samples and all(s > 0 for s in r.samples_ns)
     assert r.stop_reason == "target" and median_ci_rel(r.round_medians_ns) <= FAST.target_ci

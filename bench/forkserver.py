@@ -1,0 +1,135 @@
+"""A fork server: one process that has imported torch and the worker, and forks a worker per request.
+
+Why: a worker started from nothing spends 1.7-1.9 s importing torch, torchvision
+and the harness before it builds anything; a suite pays that once per case. A
+fork of a process that has already imported them (and run no torch op, so no
+thread pool, no CUDA context and no allocator state is inherited) starts in
+milliseconds and is otherwise the same fresh, isolated process: its own
+session, its own memory (copy-on-write), its own stdio.
+
+Protocol (``python -m bench.forkserver FD``, FD one end of a SOCK_SEQPACKET
+socket pair; one JSON message a packet):
+    server -> runner  {"ready": true}                       once imported
+    runner -> server  {"module", "args", "env", "cwd"} with 3 file descriptors
+                      (the child's stdin, stdout, stderr) passed alongside
+    server -> runner  {"pid": PID}                           the child's pid
+    server -> runner  {"exit": PID, "code": CODE}            when a child ends
+                      (CODE as ``Popen.returncode``: -N for signal N)
+A child runs in a new session (``setsid``), so killing its process group takes
+down what it starts; it takes the request's environment, working directory and
+``PYTHONPATH`` entries, and runs the module's ``main(ARGS)``, as ``python -m MODULE ARGS`` would.
+When the runner's end closes (the runner ended, however), the server kills
+every child's group and exits: no worker outlives its runner.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+from typing import Any
+
+PRELOAD = ("torch", "torchvision", "bench.worker", "bench.profiling", "classic_cnns")  # imported, never run
+
+
+def _send(sock: socket.socket, obj: dict[str, Any]) -> None:
+    sock.send(json.dumps(obj).encode())
+
+
+def _child(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
+    """In the forked child: become the worker the request names; never returns."""
+    code = 1
+    try:
+        sock.close()
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+        sys.path[1:1] = extra
+        sys.argv = [request["module"], *request["args"]]
+        try:  # what `python -m MODULE ARGS` runs: the module's main(argv) (the modules served all have one)
+            returned = importlib.import_module(request["module"]).main(list(request["args"]))
+            code = returned if isinstance(returned, int) else 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - a child must never fall back into the server's loop
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        os._exit(code)
+
+
+def serve(sock: socket.socket) -> int:
+    for name in PRELOAD:
+        __import__(name)
+    threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+    if threads > 1:  # a fork copies only this thread: refuse rather than risk a lock held by another
+        print(f"fork server: {threads} threads after imports; workers will be started from nothing",
+              file=sys.stderr)
+        return 1
+    children: set[int] = set()
+    _send(sock, {"ready": True})
+    try:
+        while True:
+            readable, _, _ = select.select([sock], [], [], 0.005)
+            while children:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                children.discard(pid)
+                _send(sock, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+            if not readable:
+                continue
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+            if not message:
+                return 0  # the runner is gone
+            request = json.loads(message)
+            pid = os.fork()
+            if pid == 0:
+                _child(request, fds, sock)
+            for fd in fds:
+                os.close(fd)
+            children.add(pid)
+            _send(sock, {"pid": pid})
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+    finally:
+        for pid in children:
+            for kill in (os.killpg, os.kill):  # the group, and the child should it not lead one yet
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for pid in children:  # reaped here: where init does not reap orphans, they would stay as zombies
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the runner, which closes the socket
+    return serve(socket.socket(fileno=int(argv[0])))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+"""bench/processes.py and bench/forkserver.py: workers forked from a server that imported torch once."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import processes
+from bench.processes import ForkServer, Forked, exit_reason, kill_group, start
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def on_path(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_a_forked_worker_takes_the_callers_environment_and_directory_and_leads_its_group(on_path, monkeypatch,
+                                                                                        tmp_path):
+    monkeypatch.setenv("CNNBENCH_TEST_VALUE", "set after the server started")
+    monkeypatch.chdir(tmp_path)
+    proc = start("forked_main", ["env", "CNNBENCH_TEST_VALUE"], stdout=subprocess.PIPE)
+    assert isinstance(proc, Forked)
+    out = proc.stdout.read().decode()
+    assert proc.wait(30) == 0
+    assert out.strip() == f"set after the server started|{tmp_path}|True"
+
+
+def test_pipes_exit_codes_signals_and_stderr(on_path):
+    proc = start("forked_main", ["echo", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for line in ("one", "two"):
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == line
+    proc.stdin.close()
+    assert proc.wait(30) == 0
+    failing = start("forked_main", ["exit", "3"])
+    _, err = failing.communicate(timeout=30)
+    assert failing.returncode == 3 and exit_reason(3, err.decode(), "result").endswith(": about to fail")
+    killed = start("forked_main", ["signal", "SIGSEGV"])
+    killed.communicate(timeout=30)
+    assert killed.returncode == -11 and "SIGSEGV" in exit_reason(killed.returncode, "", "result")
+
+
+def test_a_timeout_then_a_kill(on_path):
+    proc = start("forked_main", ["sleep", "60"])
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.communicate(timeout=0.3)
+    kill_group(proc)
+    assert proc.returncode == -9
+
+
+def test_no_worker_outlives_its_server(on_path):
+    server = ForkServer()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = Forked(server, "forked_main", ["sleep", "60"], env, subprocess.DEVNULL, subprocess.DEVNULL,
+                  subprocess.DEVNULL, False)
+    os.kill(proc.pid, 0)  # alive
+    server.close()  # as when the runner ends, however it ends: its end of the socket closes
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the forked worker outlived its fork server")
+
+
+def test_the_fork_server_can_be_turned_off_and_another_checkout_is_started_afresh(on_path, monkeypatch):
+    monkeypatch.setenv("CNNBENCH_FORKSERVER", "0")
+    proc = start("forked_main", ["exit", "0"])
+    assert isinstance(proc, subprocess.Popen)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert processes._fork_server() is None
+
+
+def test_a_runner_killed_takes_its_workers_with_it(tmp_path):
+    """kill -9 of the runner: the fork server sees its socket close and kills the hanging worker's group."""
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from bench.processes import start\n"
+            "p = start('forked_main', ['sleep', '120'])\n"
+            "print(p.pid, flush=True)\n"
+            "import time; time.sleep(120)\n") % str(TESTS)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    runner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    worker = int(runner.stdout.readline())
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail("the worker outlived its runner")
+
+
+def _gone(pid: int, within: float = 10) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_what_a_finished_worker_left_in_its_group_is_cleared(on_path):
+    from bench.runner import _wait
+
+    proc = start("forked_main", ["leave", "-"])
+    err = _wait(proc, 60)
+    left = int(err.strip().splitlines()[-1])
+    assert proc.returncode == 0 and _gone(left)
