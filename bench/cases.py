@@ -55,7 +55,7 @@ AXES: tuple[Axis, ...] = (
          MEMORY_FORMATS, default="contiguous"),
     Axis("mode", "modes", "--mode", "--mode", ",".join(MODES), MODES, default="infer"),
     Axis("compiler", "compilers", "--compiler", "--compiler", ",".join(COMPILERS), COMPILERS, default="eager"),
-    Axis("threads", "threads", "--threads", "--threads", "CPU threads, e.g. 1,2",
+    Axis("threads", "threads", "--threads", "--threads", "CPU threads, e.g. 1,2 (a GPU case's are 1)",
          parse=lambda v: values.positive_int(v, "threads", plural=True), default="all usable cores"),
     Axis("input_shape", "input_size", "--input-size", "--input-size", "C,H,W", parse=values.input_size,
          default="the model's own", product=False, excludable=False),
@@ -85,6 +85,9 @@ def case_change(item: str) -> tuple[str, str]:
     if not eq or flag not in by_flag or not value.strip():
         raise BadValue(f"--vs takes FLAG=VALUE with FLAG one of {', '.join(by_flag)}, got {item!r}")
     return by_flag[flag], value.strip()
+
+
+DEVICE_THREADS = 1  # a GPU case's threads: a label, not a setting (host threads do not time the device)
 
 
 def all_cores() -> int:
@@ -136,7 +139,7 @@ class Measure:
 
     target_ci: float = 0.02  # half-width of the median's 95% CI, relative to the median
     min_samples: int = 10
-    max_samples: int = 2000
+    max_samples: int = 20000  # iterations (rounds in a group); a 0.1 ms step fills 10 blocks of 50 ms with 5000
     max_seconds: float = 10.0  # time cap on sampling, per case
     warmup_seconds: float = 3.0  # cap on the warm-up, per case
     timeout_s: float = 600.0  # the worker's whole time limit, build and checks included

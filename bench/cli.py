@@ -66,7 +66,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import result_row
-    from .runner import RunOptions, execute, start_run
+    from .runner import RunOptions, check_options, execute, start_run
     from .suites import suite_from_flags
 
     if args.resume:
@@ -86,8 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
             memory_limit_bytes=args.worker_memory_limit, group=suite.group,
         )
-        store = _store_of(args, create=True)
-        run_id = start_run(store, suite, options)
+        check_options(cases, options)  # before the store is made
+        run_id = start_run(store := _store_of(args, create=True), suite, options)
     rows: list[dict[str, Any]] = []
     progress = None if args.quiet or args.json else views.Progress(f"run {run_id} -> {store.label}")
 

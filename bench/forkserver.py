@@ -70,6 +70,12 @@ def _child(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None
         traceback.print_exc()
         code = 1
     finally:
+        try:  # what a fresh interpreter runs at exit (a compiler's pool shuts down, logging flushes)
+            import atexit
+
+            atexit._run_exitfuncs()
+        except BaseException:  # noqa: BLE001
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -87,17 +93,31 @@ def serve(sock: socket.socket) -> int:
               file=sys.stderr)
         return 1
     children: set[int] = set()
+    # asleep until a request or a child's end: a SIGCHLD writes to the wake-up pipe (no polling, which would
+    # wake this process hundreds of times a second beside the worker being timed)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     _send(sock, {"ready": True})
     try:
         while True:
-            readable, _, _ = select.select([sock], [], [], 0.005)
+            readable, _, _ = select.select([sock, wake_read], [], [])
+            if wake_read in readable:
+                while True:
+                    try:
+                        if not os.read(wake_read, 512):
+                            break
+                    except BlockingIOError:
+                        break
             while children:
                 pid, status = os.waitpid(-1, os.WNOHANG)
                 if pid == 0:
                     break
                 children.discard(pid)
                 _send(sock, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
-            if not readable:
+            if sock not in readable:
                 continue
             message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
             if not message:
@@ -105,11 +125,14 @@ def serve(sock: socket.socket) -> int:
             request = json.loads(message)
             pid = os.fork()
             if pid == 0:
+                signal.set_wakeup_fd(-1)
+                os.close(wake_read)
+                os.close(wake_write)
                 _child(request, fds, sock)
             for fd in fds:
                 os.close(fd)
             children.add(pid)
-            _send(sock, {"pid": pid})
+            _send(sock, {"pid": pid, "id": request.get("id")})
     except (BrokenPipeError, ConnectionResetError):
         return 0
     finally:

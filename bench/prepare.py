@@ -94,8 +94,9 @@ def skip_reason(case: Case) -> Optional[str]:
     if case.device == "cuda":
         if not torch.cuda.is_available():
             return "cuda is not available on this machine"
-        if case.precision in ("amp-bf16", "bf16") and not torch.cuda.is_bf16_supported():
-            return f"{case.precision} is not supported by {torch.cuda.get_device_name(0)}"
+        if case.precision in ("amp-bf16", "bf16") and not torch.cuda.is_bf16_supported(including_emulation=False):
+            return (f"{case.precision} is not native on {torch.cuda.get_device_name(0)} (bfloat16 needs compute "
+                    "capability 8.0 or newer; emulated, its time would mislead)")
     if PRECISIONS[case.precision].autocast:
         try:
             with torch.autocast(case.device, dtype=dtype(PRECISIONS[case.precision].compute)):
@@ -143,7 +144,7 @@ class Prepared:
         x = x.to(device)
         self.reference: Optional[torch.Tensor] = None
         if not case.is_reference:
-            with _checking(model, case.mode):
+            with _checking(model, case.mode), _fp32_exact():
                 self.reference = _first(model(x)).float().clone()
         if precision.weights != "float32":
             model = model.to(dtype(precision.weights))
@@ -158,6 +159,9 @@ class Prepared:
                 num_classes = _first(model.eval()(x[:1])).shape[-1]
         self.labels = torch.randint(0, num_classes, (case.batch_size,), generator=gen).to(device)
         self.callable: Callable[..., Any] = torch.compile(model) if case.compiler == "compile" else model
+        # float16 autocast trains with a gradient scaler (its gradients underflow without one)
+        self.scaler = (torch.amp.GradScaler(case.device) if case.mode == "train" and precision.autocast
+                       and precision.compute == "float16" else None)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         precision = PRECISIONS[self.case.precision]
@@ -181,16 +185,33 @@ class Prepared:
             return infer_step
         self.model.train()
         optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
+        scaler = self.scaler
 
         def train_step() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
             with self.autocast():
                 value = loss(self.callable(self.x), self.labels)
-            value.backward()
-            optimizer.step()
+            if scaler is None:
+                value.backward()
+                optimizer.step()
+            else:  # what an fp16 training loop runs: its inf check's sync is part of the step's cost
+                scaler.scale(value).backward()
+                scaler.step(optimizer)
+                scaler.update()
             return value
 
         return train_step
+
+
+@contextlib.contextmanager
+def _fp32_exact() -> Iterator[None]:
+    """TF32 off while the fp32 reference is computed, whatever the run's ``--tf32``: the reference is fp32."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
@@ -248,16 +269,23 @@ def sync(case: Case) -> None:
         torch.cuda.synchronize()
 
 
+MIN_WARMUP_S = {"cuda": 0.5}  # a GPU's clocks and cuDNN's choices settle over time, not over six iterations
+
+
 def warm_up(step: Callable[[], Any], case: Case, cap_s: float) -> tuple[int, bool]:
-    """(iterations, settled): until the last three iterations' median is within 5% of the three before, or the cap."""
+    """(iterations, settled): until the last three iterations' median is within 5% of the three before, or the cap;
+    on a device of ``MIN_WARMUP_S``, not before that long (the cap permitting)."""
     times: list[int] = []
-    deadline = time.perf_counter() + cap_s
+    start = time.perf_counter()
+    deadline = start + cap_s
+    floor = start + min(cap_s, MIN_WARMUP_S.get(case.device, 0.0))
     while True:
         t0 = time.perf_counter_ns()
         step()
         sync(case)
         times.append(time.perf_counter_ns() - t0)
-        if len(times) >= 6 and abs(median(times[-3:]) / median(times[-6:-3]) - 1) <= 0.05:
+        if len(times) >= 6 and time.perf_counter() >= floor \
+                and abs(median(times[-3:]) / median(times[-6:-3]) - 1) <= 0.05:
             return len(times), True
         if time.perf_counter() >= deadline and len(times) >= 2:
             return len(times), False

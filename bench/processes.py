@@ -56,6 +56,7 @@ class ForkServer:
                                      env=dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1"))
         theirs.close()
         self.exits: dict[int, int] = {}
+        self.requests = 0
         try:
             if not self._receive(120).get("ready"):
                 raise OSError("the fork server did not start")
@@ -77,23 +78,23 @@ class ForkServer:
         return message
 
     def spawn(self, module: str, args: Sequence[str], fds: Sequence[int], env: dict[str, str]) -> int:
-        request = {"module": module, "args": list(args), "env": env, "cwd": os.getcwd()}
+        self.requests += 1
+        request = {"id": self.requests, "module": module, "args": list(args), "env": env, "cwd": os.getcwd()}
         socket.send_fds(self.sock, [json.dumps(request).encode()], list(fds))
         while True:
             message = self._receive(60)
             if not message:
                 raise OSError("the fork server did not answer")
-            if "pid" in message:
+            if "pid" in message and message.get("id") == self.requests:
                 return message["pid"]
 
     def wait(self, pid: int, timeout: Optional[float]) -> Optional[int]:
         """The child's exit code, or None when it is still running after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while pid not in self.exits:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            self._receive(left)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._receive(left) and left is not None and time.monotonic() >= deadline:
+                return None  # one look at the socket even with no time left: an exit already reported counts
         return self.exits.pop(pid)
 
     def close(self) -> None:
@@ -143,12 +144,22 @@ class Forked:
 
     def poll(self) -> Optional[int]:
         if self.returncode is None:
-            self.returncode = self.server.wait(self.pid, 0)
+            try:
+                return self.wait(0)
+            except subprocess.TimeoutExpired:
+                return None
         return self.returncode
 
     def wait(self, timeout: Optional[float] = None) -> int:
         if self.returncode is None:
-            code = self.server.wait(self.pid, timeout)
+            try:
+                code = self.server.wait(self.pid, timeout)
+            except OSError:  # the server died: nobody reaps or reports this worker; end it, as a kill would
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                code = -signal.SIGKILL
             if code is None:
                 raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
             self.returncode = code

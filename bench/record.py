@@ -130,7 +130,7 @@ def timing_status(spread_of: Sequence[float], stop: str, sampling: Measure) -> t
     if stop != "target" and spread > sampling.target_ci:
         return "noisy", (f"median known to +/-{100 * spread:.1f}% after {len(spread_of)} blocks "
                          f"(target +/-{100 * sampling.target_ci:g}%) when sampling reached its {stop}; rerun with "
-                         f"a larger {'max_samples' if stop == 'max samples' else 'max_seconds'} or a quieter machine")
+                         f"a larger {'max_seconds' if stop == 'time cap' else 'max_samples'} or a quieter machine")
     return "ok", ""
 
 

@@ -9,7 +9,8 @@ CI (``latency_ms_p50_ci_low/high``, ``latency_p50_ci_rel``), ``throughput_img_s`
 ``step_flops`` (forward only for inference; 3 x the forward for a training step,
 the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
 median) and ``peak_fraction`` (of the run's matmul calibration for that device,
-dtype and thread count); for CUDA also ``host_latency_ms_p50``.
+dtype and thread count); for CUDA also ``host_latency_ms_p50`` (the host's enqueue time per iteration) and
+``launch_bound``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,18 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
     row["peak_gflop_s"] = peak
     row["peak_fraction"] = row["achieved_gflop_s"] / peak if peak else math.nan
     row["host_latency_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
+    row["launch_bound"] = launch_bound(row["host_latency_ms_p50"], p50) if result.host_samples_ns else None
     return row
+
+
+LAUNCH_BOUND = 0.9  # host enqueue time over device time at which the GPU waits on the host
+
+
+def launch_bound(enqueue_ms: float, device_ms: float) -> bool:
+    """A CUDA case whose host takes about as long to enqueue an iteration as the device takes to run it: the
+    GPU waits on Python and the launch overhead, so the case times the host (CUDA graphs, a larger batch or
+    ``compile`` with reduce-overhead are the cure)."""
+    return bool(device_ms > 0 and enqueue_ms >= LAUNCH_BOUND * device_ms)
 
 
 def pairing_columns(pairing: Optional[Pairing]) -> dict[str, Any]:

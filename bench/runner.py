@@ -157,7 +157,13 @@ def profile_isolated(case: Case, out: str, run_id: str) -> str:
 
 
 def run_in_process(case: Case, sampling: Measure, options: RunOptions) -> Result:
+    """One case in the runner's process (``--isolation none``): Dynamo's caches are reset first, so that a
+    compiled case does not find the graphs of the one before."""
     set_backends(options.tf32, options.cudnn_benchmark)
+    if case.compiler == "compile":
+        import torch._dynamo
+
+        torch._dynamo.reset()
     return measure(case, sampling)
 
 
@@ -180,8 +186,17 @@ def run_settings(suite: Suite, cases: list[Case], options: RunOptions) -> dict[s
     return {"measure": asdict(suite.measure), "options": asdict(options), "cases": [c.to_dict() for c in cases]}
 
 
+def check_options(cases: list[Case], options: RunOptions) -> None:
+    """Refuse options that cannot work for these cases, before anything is measured or stored."""
+    gpu = sorted({case.device for case in cases} - {"cpu"})
+    if options.memory_limit_bytes and gpu:
+        raise BadValue(f"--worker-memory-limit caps a worker's address space, which {', '.join(gpu)} reserves far "
+                       "beyond any limit (every case would be oom): use it for CPU-only suites")
+
+
 def start_run(store: Store, suite: Suite, options: RunOptions) -> str:
     cases = suite.cases()
+    check_options(cases, options)
     options = replace(options, group=options.group or suite.group)
     env = environment.collect()
     # what the workers run with, not what this process happens to have
@@ -210,7 +225,8 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
     todo, sampling, options = pending(store, run_id)
     one = run_isolated if options.isolation == "process" else run_in_process
     grouping = options.group if options.isolation == "process" else "none"
-    threads = max((case.threads for case in todo), default=1)
+    # the run's largest thread count, resumed or not, so that every probe of the track measures alike
+    threads = max(case["threads"] for case in store.run(run_id)["settings"]["cases"])
 
     def probe() -> None:  # the machine-speed track, between groups: no worker is alive (bench.probe)
         store.add_probe(run_id, time.time(), probe_gflop_s(threads))

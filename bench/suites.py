@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from .cases import AXES, CASE_AXES, EXCLUDE_KEYS, GROUPINGS, Case, Measure, all_cores
+from .cases import AXES, CASE_AXES, DEVICE_THREADS, EXCLUDE_KEYS, GROUPINGS, Case, Measure, all_cores
 from .errors import BadValue
 from .values import one_of
 from .zoo import resolve, select
@@ -64,11 +64,15 @@ class Suite:
             names += [n for n in select(pattern) if n not in names]
         axes = {axis.field: getattr(self, axis.suite_key) for axis in _PRODUCT}
         axes["model"], axes["threads"] = names, self.threads or (all_cores(),)
-        cases = []
+        cases: list[Case] = []
+        seen: set[str] = set()
         for point in itertools.product(*axes.values()):
             chosen = dict(zip(axes, point))
+            if chosen["device"] != "cpu":  # host threads do not time a GPU: one key whatever the host's cores
+                chosen["threads"] = DEVICE_THREADS
             case = Case(**chosen, input_shape=self.input_size or resolve(chosen["model"]).input_shape)
-            if not any(_matches(case, rule) for rule in self.exclude):
+            if case.key not in seen and not any(_matches(case, rule) for rule in self.exclude):
+                seen.add(case.key)
                 cases.append(case)
         if not cases:
             raise BadValue(f"suite {self.name!r} has no cases: the product of its axes is empty after exclusions")

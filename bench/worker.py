@@ -7,8 +7,7 @@ Method
 
     **Sampling** is adaptive and runs in blocks: one sample per iteration,
     iterations grouped into consecutive blocks of ``BLOCK_S`` (50 ms, at least
-    one iteration each, and at most ``max_samples / 40`` iterations, so that a
-    fast step still has blocks enough before ``max_samples``). The p50 is the median of all samples; its interval is
+    one iteration each). The p50 is the median of all samples; its interval is
     the distribution-free 95% CI (``bench.stats.median_ci``) of the *blocks'
     medians*, not of the single iterations: consecutive iterations share the
     machine's speed of that moment, so their spread claims a precision that a
@@ -34,7 +33,11 @@ Method
     resident size once the model and input are built, from the kernel's own
     accounting (``VmHWM`` of ``/proc/self/status``, reset through
     ``/proc/self/clear_refs``); a 1 ms sampler where that reset is refused. CUDA:
-    the allocator's peak allocated and reserved bytes, reset per case.
+    the allocator's peak allocated and reserved bytes while the case is timed:
+    the peaks are reset once warm-up is over (after a synchronise and emptying
+    the cache), so they hold the weights, the input and the steady-state steps,
+    not the fp32 reference, the cast copies or cuDNN's autotuning workspaces of
+    set-up (``start_memory_window``).
 
     A failed validity check makes the case ``invalid``, with the check named.
 """
@@ -105,21 +108,19 @@ def _cpu_peak_rss() -> Iterator[dict[str, Optional[int]]]:
             found["delta"] = max(0, high - found["baseline"])
 
 
-def timed_block(step: Callable[[], Any], case: Case, seconds: float,
-                most: Optional[int] = None) -> tuple[list[int], list[int]]:
-    """Iterations for ``seconds`` (at least one; at most about ``most``), one sample each: (samples ns, host ns
-    per iteration; CUDA only). The unit of sampling: of a case alone (``sample``) and of a round (``serve``)."""
+def timed_block(step: Callable[[], Any], case: Case, seconds: float) -> tuple[list[int], list[int]]:
+    """Iterations for ``seconds`` (at least one), one sample each: (samples ns, host ns per iteration; CUDA
+    only). The unit of sampling: of a case alone (``sample``) and of an interleaved round (``serve``)."""
     samples: list[int] = []
     host: list[int] = []
     deadline = time.perf_counter() + seconds
-    most = most or sys.maxsize
     if case.device == "cuda":
-        while not samples or (time.perf_counter() < deadline and len(samples) < most):
+        while not samples or time.perf_counter() < deadline:
             device, host_ns = _cuda_block(step, 5)
             samples += device
             host += host_ns
         return samples, host
-    while not samples or (time.perf_counter() < deadline and len(samples) < most):
+    while not samples or time.perf_counter() < deadline:
         t0 = time.perf_counter_ns()
         step()
         samples.append(time.perf_counter_ns() - t0)
@@ -129,13 +130,12 @@ def timed_block(step: Callable[[], Any], case: Case, seconds: float,
 def sample(step: Callable[[], Any], case: Case, sampling: Measure,
            block_s: float = BLOCK_S) -> tuple[list[int], list[int], list[int], str]:
     """Block by block until the rule of the module docstring holds: (samples, host samples, block medians, stop)."""
-    most = max(1, sampling.max_samples // (4 * MIN_BLOCKS))  # a fast step: shorter blocks, and many of them
     samples: list[int] = []
     host: list[int] = []
     medians: list[int] = []
     deadline = time.perf_counter() + sampling.max_seconds
     while True:
-        block, block_host = timed_block(step, case, block_s, most)
+        block, block_host = timed_block(step, case, block_s)
         samples += block
         host += block_host
         medians.append(round(median(block)))
@@ -178,10 +178,9 @@ def measure(case: Case, sampling: Measure) -> Result:
         if reason:
             raise Skip(reason)
         figures: dict[str, Any] = {}
-        if case.device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
         with _cpu_peak_rss() as rss:
             step = get_ready(case, sampling.warmup_seconds, figures)
+            start_memory_window(case)
             samples, host, medians, stop = sample(step, case, sampling)
             figures.update(samples_ns=tuple(samples), host_samples_ns=tuple(host), round_medians_ns=tuple(medians),
                            timer="cuda-event" if case.device == "cuda" else "perf_counter_ns", stop_reason=stop)
@@ -192,6 +191,15 @@ def measure(case: Case, sampling: Measure) -> Result:
     if why:
         return done("invalid", why, **figures)
     return done(*timing_status(figures["round_medians_ns"], stop, sampling), **figures)
+
+
+def start_memory_window(case: Case) -> None:
+    """CUDA: what the memory peaks count from here on (see the module docstring); nothing on the CPU, whose
+    peak is measured above the resident size once the model is built."""
+    if case.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def _memory(case: Case, rss: dict[str, Optional[int]]) -> dict[str, Optional[int]]:
@@ -244,6 +252,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
             status, reason = failure(exc)
             reply({"ready": False, "status": status, "reason": reason})
             return 0
+        start_memory_window(case)
         reply({"ready": True, **figures})
         finished = False
         for line in lines:

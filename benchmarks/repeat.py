@@ -65,7 +65,7 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
         out[f"run {i + 1}: statuses"] = " ".join(f"{k}={v}" for k, v in sorted(frame["status"].value_counts().items()))
     s = [speedup_rows(f).set_index("case_key") for f in frames]
     both = s[0][["value", "paired", "speedup_ci_low", "speedup_ci_high"]].join(
-        s[1][["value", "paired", "speedup_ci_low", "speedup_ci_high"]], lsuffix="_a", rsuffix="_b", how="inner")
+        s[1][["value", "paired", "speedup_ci_low", "speedup_ci_high"]], suffixes=("_a", "_b"), how="inner")
     change = (both["value_b"] / both["value_a"] - 1).abs()
     flips = 0
     for _, row in both.iterrows():
@@ -77,7 +77,7 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
     out["verdict flips"] = str(flips)
     out["speedups paired"] = f"{int(both['paired_a'].sum())} of {len(both)}"
     a, b = (f.set_index("case_key") for f in frames)
-    joined = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
+    joined = a.join(b, suffixes=("_a", "_b"), how="inner")
     joined = joined[joined["latency_ms_p50_a"].notna() & joined["latency_ms_p50_b"].notna()]
     ratio = joined["latency_ms_p50_b"] / joined["latency_ms_p50_a"]
     inside = (joined["latency_ms_p50_b"] >= joined["latency_ms_p50_ci_low_a"]) & (

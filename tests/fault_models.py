@@ -111,3 +111,19 @@ def paced_2ms(**kwargs):
 def paced_3ms(**kwargs):
     """Sleeps 3 ms per forward: 1.5x paced_2ms, a regression the gate must catch."""
     return _Tiny(_paced(0.003))
+
+
+FLAGS_SEEN: list[tuple[bool, bool]] = []  # (TF32 for matmul, TF32 for cuDNN) at each real forward
+
+
+class _FlagProbe(_Tiny):
+    def forward(self, x):
+        if x.device.type != "meta":
+            FLAGS_SEEN.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return super().forward(x)
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def flag_probe(**kwargs):
+    """Records the TF32 flags in force at each forward (tests/test_cuda_logic.py)."""
+    return _FlagProbe()

