@@ -7,9 +7,12 @@ says by how much, so a reader can tell the machine's movement from the code's.
 
 Method
     The probe (``probe_gflop_s``): a float32 matmul of ``PROBE_N`` square
-    (about 0.1 GFLOP, a few ms on 2 cores), run ``PROBE_REPEATS`` times in the
-    runner process with the run's largest thread count; its value is the
-    *median* repeat's rate (the machine's speed now, not its best). It runs
+    (about 0.1 GFLOP, about half a millisecond on 2 cores), repeated for
+    ``PROBE_S`` seconds (at least ``PROBE_REPEATS`` times) in the runner process
+    with the run's largest thread count; its value is the *median* repeat's
+    rate: the machine's typical speed over those 0.1 s, not its best, and not
+    one millisecond's luck (a probe of 9 repeats, 5 ms, moved by a factor of 2
+    from one probe to the next on a 2-core VM). It runs
     before the first group, between groups (no worker is then alive, so it
     measures the machine, not a contention with the benchmark) and after the
     last; stored per run (``Store.add_probe``) with its unix time.
@@ -21,24 +24,33 @@ Method
 
     The run's movement (``movement``): the 5th and 95th percentiles of the
     track over its median, and its extremes, in per cent.
+
+    The run's spread (``spread``): the robust standard deviation (1.4826 x
+    MAD) of the log of the probe's speed over the track, with at least
+    ``MIN_SPREAD_PROBES`` probes: how much the machine's speed differs from one
+    moment of the run to another. ``bench.results`` widens each case's p50
+    interval by it (``rerun_interval``): a rerun happens at another moment.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from typing import Optional, Sequence
 
-from .stats import median, percentile
+from .stats import median, percentile, robust_sd
 
 PROBE_N = 384
 PROBE_REPEATS = 9
+PROBE_S = 0.1
+MIN_SPREAD_PROBES = 5  # fewer say little about how the machine's speed varies
 
 Track = Sequence[tuple[float, float]]  # (unix time, GFLOP/s), in time order
 
 
 def probe_gflop_s(threads: int) -> float:
-    """The probe's rate now: the median of ``PROBE_REPEATS`` timed matmuls (see the module docstring)."""
+    """The probe's rate now: the median of timed matmuls over ``PROBE_S`` (see the module docstring)."""
     import torch
 
     saved = torch.get_num_threads()
@@ -47,8 +59,9 @@ def probe_gflop_s(threads: int) -> float:
         a = torch.randn(PROBE_N, PROBE_N)
         b = torch.randn(PROBE_N, PROBE_N)
         torch.mm(a, b)  # the first call allocates and picks the kernel
-        rates = []
-        for _ in range(PROBE_REPEATS):
+        rates: list[float] = []
+        until = time.perf_counter() + PROBE_S
+        while len(rates) < PROBE_REPEATS or time.perf_counter() < until:
             t0 = time.perf_counter_ns()
             torch.mm(a, b)
             rates.append(2 * PROBE_N**3 / max(1, time.perf_counter_ns() - t0))  # FLOP/ns = GFLOP/s
@@ -67,6 +80,15 @@ def speed_during(track: Track, start: float, end: float) -> Optional[float]:
     window = [value for _, value in track[first:last]] or [track[-1][1]]
     typical = median([value for _, value in track])
     return median(window) / typical if typical > 0 else None
+
+
+def spread(track: Track) -> Optional[float]:
+    """The robust SD of the log of the probe's speed over the run (see the module docstring); None with fewer
+    than ``MIN_SPREAD_PROBES`` probes."""
+    values = [value for _, value in track if value > 0]
+    if len(values) < MIN_SPREAD_PROBES:
+        return None
+    return robust_sd([math.log(value) for value in values])
 
 
 def movement(track: Track) -> Optional[dict[str, float]]:

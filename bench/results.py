@@ -4,7 +4,10 @@
 here from the raw samples (``bench.stats``), never stored twice.
 
 Derived columns: ``latency_ms_p50/p90/p99/mean/stdev/iqr/min``, the median's 95%
-CI (``latency_ms_p50_ci_low/high``, ``latency_p50_ci_rel``), ``throughput_img_s``
+CI (``latency_ms_p50_ci_low/high``, ``latency_p50_ci_rel``: the measurement's, from block or round medians over
+its window), where a rerun at another moment is expected (``latency_ms_p50_rerun_low/high``,
+``latency_p50_rerun_rel``: that CI widened by the run's machine-speed spread, ``bench.probe.spread``; empty for
+runs with a shorter track), ``throughput_img_s``
 (batch / median latency), ``flops`` (2 x MACs of one forward pass),
 ``step_flops`` (forward only for inference; 3 x the forward for a training step,
 the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
@@ -24,15 +27,16 @@ import pandas as pd
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
-from .probe import Track, speed_during
+from .probe import Track, speed_during, spread
 from .record import Pairing, Result
-from .stats import median, median_ci, median_ci_rel, summarize
+from .stats import median, median_ci, median_ci_rel, rerun_interval, summarize
 from .store import Store, open_store
 from .table import EXPORT_FORMATS
 
 
 
 def result_row(result: Result, calibration: Optional[dict[str, float]] = None, track: Track = ()) -> dict[str, Any]:
+    """One case's row (the module docstring names its columns), with the run's calibration and probe track."""
     case = result.case
     row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
     row["input_shape"] = "x".join(map(str, case.input_shape))
@@ -48,6 +52,11 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
         row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"] = median_ci(rounds_ms)
         row["latency_p50_ci_rel"] = median_ci_rel(rounds_ms)
         row["latency_ci_from"] = "rounds" if result.pairing is not None else "blocks"
+    row["latency_ms_p50_rerun_low"], row["latency_ms_p50_rerun_high"] = rerun_interval(
+        row["latency_ms_p50"], row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"],
+        _nan_if_none(spread(track))) if samples_ms else (math.nan, math.nan)
+    row["latency_p50_rerun_rel"] = ((row["latency_ms_p50_rerun_high"] - row["latency_ms_p50_rerun_low"]) / 2
+                                    / row["latency_ms_p50"] if samples_ms and row["latency_ms_p50"] else math.nan)
     row.update(pairing_columns(result.pairing))
     row["machine_speed_rel"] = speed_during(track, result.started_at, result.started_at + result.duration_s)
     p50 = row["latency_ms_p50"]
@@ -62,6 +71,10 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
     row["host_latency_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
     row["launch_bound"] = launch_bound(row["host_latency_ms_p50"], p50) if result.host_samples_ns else None
     return row
+
+
+def _nan_if_none(value: Optional[float]) -> float:
+    return math.nan if value is None else value
 
 
 LAUNCH_BOUND = 0.9  # host enqueue time over device time at which the GPU waits on the host

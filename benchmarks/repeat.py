@@ -15,7 +15,8 @@ two things at once), then prints:
 - absolute p50: the share within +/-5% between the runs, and the share of the
   second run's p50 inside the first run's 95% interval (a calibrated interval
   covers an independent rerun about 83% of the time; near 100% means it is
-  too wide), with the median interval half-width;
+  too wide), with the median interval half-width; the same for the rerun
+  interval (that CI widened by the run's machine-speed spread);
 - cost: wall time per run and per-case overhead outside the timed iterations;
 - the machine's own speed: the matmul calibration's change between the runs,
   and the probe track (``bench.probe``): how much it moved within each run and
@@ -86,6 +87,11 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
                                         f"(median |change| {100 * ratio.sub(1).abs().median():.2f}%)")
     out["run 2 p50 inside run 1's 95% interval"] = f"{100 * inside.mean():.1f}%"
     out["median interval half-width"] = f"{100 * joined['latency_p50_ci_rel_a'].median():.2f}%"
+    rerun = (joined["latency_ms_p50_b"] >= joined["latency_ms_p50_rerun_low_a"]) & (
+        joined["latency_ms_p50_b"] <= joined["latency_ms_p50_rerun_high_a"])
+    out["run 2 p50 inside run 1's rerun interval"] = (f"{100 * rerun.mean():.1f}%" if
+                                                      joined["latency_ms_p50_rerun_low_a"].notna().any() else "-")
+    out["median rerun interval half-width"] = f"{100 * joined['latency_p50_rerun_rel_a'].median():.2f}%"
     peaks = [store.run(r)["calibration"] for r in runs]
     moves = [f"{k} {100 * (peaks[1][k] / peaks[0][k] - 1):+.1f}%" for k in sorted(set(peaks[0]) & set(peaks[1]))]
     out["matmul calibration, run 2 vs run 1"] = ", ".join(moves) or "-"

@@ -167,6 +167,14 @@ def test_pairings_and_round_medians_round_trip_through_the_store_and_export(tmp_
     track = store.track(run_id)
     assert len(track) == 2 and all(value > 0 for _, value in track) and track[0][0] < track[1][0]
     assert frame["machine_speed_rel"].between(0.2, 5).all()
+    assert frame["latency_ms_p50_rerun_low"].isna().all()  # two probes say nothing of how the machine moves
+    for n, value in enumerate([0.5, 2.0, 0.5, 2.0]):  # a machine whose speed moves from moment to moment
+        store.add_probe(run_id, track[-1][0] + n + 1, track[0][1] * value)
+    moved = load(run_id, store)
+    assert (moved["latency_ms_p50_rerun_low"] < moved["latency_ms_p50_ci_low"]).all()
+    assert (moved["latency_ms_p50_rerun_high"] > moved["latency_ms_p50_ci_high"]).all()
+    assert (moved["latency_p50_rerun_rel"] > moved["latency_p50_ci_rel"]).all()
+    track = store.track(run_id)
     from bench.cli import main
 
     out = tmp_path / "track.csv"
