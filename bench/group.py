@@ -10,13 +10,9 @@ every member of a round alike and cancels in their ratios.
 
 Method (``run_group``)
     Members: one serving worker per case (``python -m bench.worker --serve``,
-    from another checkout when ``Arm.src`` is set), all pinned to the same CPUs.
-    They are built and (training cases) checked side by side, one thread each
-    (nothing there is timed: on 2 cores a group of VGGs gets ready in half the
-    time), then made ready one after another: each times its cold start and
-    warms up alone, so no build or warm-up overlaps a timed iteration. Workers
-    of another checkout, which may not know that protocol, are started and
-    made ready one after another.
+    from another checkout when ``Arm.src`` is set), started and made ready one
+    after another (built, checked, cold-started and warmed up on its own, so no
+    build overlaps a timed block), all pinned to the same CPUs.
 
     Rounds: each member in turn runs a block of at least one iteration and
     ``block_s`` seconds, while the others wait idle on their input. The order
@@ -176,32 +172,18 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
             workers[i] = None
 
     spent, rounds, stop = 0.0, 0, "max rounds"
-    def answer(i: int, expect: str) -> bool:
-        """The worker's reply to its request or to "warm": whether it is ``expect`` ("built" or "ready")."""
-        try:
-            hello = workers[i].receive()
-        except _Gone as gone:
-            leave(i, gone.status, gone.reason)
-            return False
-        if not hello.get(expect):
-            leave(i, hello.get("status", "error"), f"{names[i]}: {hello.get('reason', '')}")
-            return False
-        members[i].figures = {k: v for k, v in hello.items() if k != expect}
-        return True
-
-    together = len(arms) > 1 and all(arm.src is None for arm in arms)
     try:
-        if together:  # built side by side, then cold-started and warmed up one after another
-            for i, arm in enumerate(arms):
-                workers[i] = _Worker(names[i], arm, sampling, {**extra, "build_together": True})
-            built = [i for i in range(len(arms)) if answer(i, "built")]
-            for i in built:
-                workers[i].send({"warm": True})
-                answer(i, "ready")
-        else:
-            for i, arm in enumerate(arms):  # one after another: no build overlaps another's warm-up
-                workers[i] = _Worker(names[i], arm, sampling, extra)
-                answer(i, "ready")
+        for i, arm in enumerate(arms):  # one after another: no build overlaps another's warm-up
+            workers[i] = _Worker(names[i], arm, sampling, extra)
+            try:
+                hello = workers[i].receive()
+            except _Gone as gone:
+                leave(i, gone.status, gone.reason)
+                continue
+            if not hello.get("ready"):
+                leave(i, hello.get("status", "error"), f"{names[i]}: {hello.get('reason', '')}")
+            else:
+                members[i].figures = {k: v for k, v in hello.items() if k != "ready"}
         while any(m.active for m in members) and not (stop_on_failure and not all(m.active for m in members)):
             for member in members:
                 member.round_ns.append(None)

@@ -291,19 +291,12 @@ def warm_up(step: Callable[[], Any], case: Case, cap_s: float) -> tuple[int, boo
             return len(times), False
 
 
-def build_checked(case: Case, figures: dict[str, Any]) -> Prepared:
-    """The first half of ``get_ready``: build, and check a training case (before its first step changes the
-    weights). Nothing in it is timed, so it may run while other cases build."""
+def get_ready(case: Case, warmup_cap_s: float, figures: dict[str, Any]) -> Callable[[], Any]:
+    """Build, check, time the cold start and warm up (in the module docstring's order); the figures go into
+    ``figures``."""
     prep = Prepared(case)
     if case.mode == "train":
         figures.update(validity(prep))
-    return prep
-
-
-def warm(prep: Prepared, warmup_cap_s: float, figures: dict[str, Any]) -> Callable[[], Any]:
-    """The second half of ``get_ready``: time the cold start, check an inference case, warm up; alone on its
-    CPUs (the cold start is a figure)."""
-    case = prep.case
     step = prep.step()
     t0 = time.perf_counter_ns()
     step()
@@ -314,9 +307,3 @@ def warm(prep: Prepared, warmup_cap_s: float, figures: dict[str, Any]) -> Callab
         step = prep.step()
     figures["warmup_iterations"], figures["warmup_settled"] = warm_up(step, case, warmup_cap_s)
     return step
-
-
-def get_ready(case: Case, warmup_cap_s: float, figures: dict[str, Any]) -> Callable[[], Any]:
-    """Build, check, time the cold start and warm up (in the module docstring's order); the figures go into
-    ``figures``."""
-    return warm(build_checked(case, figures), warmup_cap_s, figures)

@@ -11,8 +11,7 @@ Method
     ``PROBE_S`` seconds (at least ``PROBE_REPEATS`` times) in the runner process
     with the run's largest thread count; its value is the *median* repeat's
     rate: the machine's typical speed over those 0.1 s, not its best, and not
-    one millisecond's luck (a probe of 9 repeats, 5 ms, moved by a factor of 2
-    from one probe to the next on a 2-core VM). It runs
+    the few milliseconds that 9 repeats would last. It runs
     before the first group, between groups (no worker is then alive, so it
     measures the machine, not a contention with the benchmark) and after the
     last; stored per run (``Store.add_probe``) with its unix time.

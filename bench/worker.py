@@ -59,7 +59,7 @@ import torch
 
 from . import processes
 from .cases import BLOCK_S, Case, Measure
-from .prepare import Skip, build_checked, failure, get_ready, set_backends, skip_reason, warm
+from .prepare import Skip, failure, get_ready, set_backends, skip_reason
 from .record import Result, invalid_reason, timing_status
 from .stats import median, median_ci_rel
 from .zoo import load_plugins
@@ -230,10 +230,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     The first line is a request like the file of ``main``; the worker builds, checks
     and warms up the case and answers ``{"ready": true, ...figures}``, or
     ``{"ready": false, "status": ..., "reason": ...}``; a ``"cpus"`` list in the request pins
-    the worker to those CPUs first. With ``"build_together": true`` (the members of a group
-    build at the same time) it stops once built, on one thread, and answers ``{"built": true}``;
-    ``{"warm": true}`` then has it time its cold start and warm up on the case's threads, alone,
-    and answer as above. Then each ``{"block": SECONDS}``
+    the worker to those CPUs first. Then each ``{"block": SECONDS}``
     runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
     them) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
     figures of the worker's whole life (its peak above the baseline once built) and ends it,
@@ -242,23 +239,15 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     request = json.loads(next(lines))
     case, sampling = _apply_request(request)
     processes.pin(request.get("cpus"))
-    together = bool(request.get("build_together"))
     if case.device == "cpu":
-        torch.set_num_threads(1 if together else case.threads)  # builds side by side: one thread each
+        torch.set_num_threads(case.threads)
     figures: dict[str, Any] = {}
     with _cpu_peak_rss() as rss:
         try:
             reason = skip_reason(case)
             if reason:
                 raise Skip(reason)
-            prep = build_checked(case, figures)
-            if together:
-                reply({"built": True})
-                if not json.loads(next(lines, "{}")).get("warm"):
-                    return 0
-                if case.device == "cpu":
-                    torch.set_num_threads(case.threads)
-            step = warm(prep, sampling.warmup_seconds, figures)
+            step = get_ready(case, sampling.warmup_seconds, figures)
         except Exception as exc:
             status, reason = failure(exc)
             reply({"ready": False, "status": status, "reason": reason})

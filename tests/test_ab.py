@@ -5,7 +5,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench import confirm as gate
 from bench.ab import Arm, Paired, interleave
@@ -54,19 +53,6 @@ def test_serve_protocol_in_process():
     assert hello["ready"] is True and hello["cold_start_ms"] > 0 and hello["warmup_iterations"] >= 2
     assert len(block["samples_ns"]) >= 1 and all(s > 0 for s in block["samples_ns"])
     assert len(single["samples_ns"]) == 1  # a block is at least one iteration
-
-
-def test_serve_builds_first_when_built_together_then_warms_up_when_asked():
-    replies = []
-    request = {"case": replace(case("lenet5"), threads=2).to_dict(), "measure": FAST.__dict__, "build_together": True}
-    lines = iter([json.dumps(request), json.dumps({"warm": True}), json.dumps({"block": 0.0})])
-    assert serve(lines, replies.append) == 0
-    built, hello, block = replies
-    assert built == {"built": True}  # no figure yet: the cold start waits for "warm", alone on the CPUs
-    assert hello["ready"] is True and hello["cold_start_ms"] > 0 and len(block["samples_ns"]) == 1
-    assert torch.get_num_threads() == 2  # one thread while building beside the others, the case's once warm
-    replies.clear()
-    assert serve(iter([json.dumps(request)]), replies.append) == 0 and replies == [{"built": True}]  # input ended
 
 
 def test_serve_reports_a_failing_case_instead_of_raising():
