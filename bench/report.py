@@ -190,7 +190,8 @@ def speedup_rows(frame: pd.DataFrame) -> pd.DataFrame:
     rows = rows.reset_index()
     rows["paired"] = rows["speedup"].notna() & (rows["group_reference"] == rows["reference_key"])
     rows["value"] = rows["speedup"].where(rows["paired"], rows["apart"])
-    rows["no_difference"] = rows["paired"] & (rows["speedup_ci_low"] <= 1) & (rows["speedup_ci_high"] >= 1)
+    # decided only where the interval is known and excludes 1: too few rounds for an interval is no difference shown
+    rows["no_difference"] = rows["paired"] & ~((rows["speedup_ci_low"] > 1) | (rows["speedup_ci_high"] < 1))
     return rows[rows["value"].notna()]
 
 
@@ -232,7 +233,8 @@ def speedup_table_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     rows = speedup_rows(frame).sort_values(["device", "mode", "model", "batch_size", "variant"])
     return [{"case": f"{r['model']} b{r['batch_size']} {r['mode']} ({r['device']}, t{r['threads']})",
              "variant": r["variant"], "speedup": r["value"],
-             "ci": f"{r['speedup_ci_low']:.3f}-{r['speedup_ci_high']:.3f}" if r["paired"] else "measured apart",
+             "ci": ("measured apart" if not r["paired"] else f"{r['speedup_ci_low']:.3f}-{r['speedup_ci_high']:.3f}"
+                    if pd.notna(r["speedup_ci_low"]) else f"unknown ({r['paired_rounds']:.0f} rounds)"),
              "p": r["paired_p_value"] if r["paired"] else None,
              "verdict": "no measurable difference" if r["no_difference"] else
                         ("faster" if r["value"] > 1 else "slower") + ("" if r["paired"] else " (unpaired)")}

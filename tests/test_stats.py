@@ -32,6 +32,9 @@ def test_median_ci_brackets_the_median_and_narrows_with_n():
     assert lo <= stats.median(small) <= hi
     assert stats.median_ci_rel(large) < stats.median_ci_rel(small)
     assert stats.median_ci_rel([1.0, 1.0]) == math.inf  # too few samples to know anything
+    five, six = [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert all(math.isnan(v) for v in stats.median_ci(five))  # [min, max] of 5 covers the median 93.75%: not 95
+    assert stats.median_ci(six) == (1.0, 6.0) and stats.median_ci_rel(five) == math.inf
 
 
 def test_median_ci_covers_the_true_median_about_95_percent_of_the_time():
