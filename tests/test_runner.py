@@ -197,3 +197,49 @@ def test_group_none_measures_each_case_alone(tmp_path):
 
     frame = load(store.latest_run_id(), store)
     assert set(frame["latency_ci_from"]) == {"blocks"}
+
+
+def test_a_member_that_hangs_times_out_and_the_group_goes_on(tmp_path):
+    results = run(tmp_path, {"models": ["paced_2ms", "fault_hang", "paced_3ms"], "group": "model",
+                             "measure": {"max_seconds": 0.5, "warmup_seconds": 0.1, "timeout_s": 3}})
+    by_model = {r.case.model: r for r in results}
+    assert by_model["fault_hang"].status == "timeout" and "3 s limit" in by_model["fault_hang"].reason
+    slow = by_model["paced_3ms"]
+    assert slow.status in ("ok", "noisy") and slow.pairing.rounds >= 10 and 1.3 < slow.pairing.ratio < 1.55
+
+
+def test_a_group_in_flight_when_the_runner_is_killed_is_measured_again_whole(tmp_path):
+    db = str(tmp_path / "s.db")
+    runner = cli("run", "--models", "fault_slow", "--batch-sizes", "1,2,3", "--precision", "fp32,bf16",
+                 "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.5", "--store", db, "--quiet")
+    deadline = time.time() + 120
+    store = None
+    while time.time() < deadline:  # kill it once the first group (batch 1: fp32 and bf16 together) is stored
+        if Path(db).exists():
+            try:
+                store = store or Store(db, create=False)
+            except StoreError:
+                time.sleep(0.1)
+                continue
+            runs = store.list_runs()
+            if runs and runs[0]["cases_done"] >= 2:
+                break
+        time.sleep(0.1)
+    time.sleep(1.0)  # well inside the second group's warm-up or rounds (each member: >= 0.5 s of blocks)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    run_id = store.list_runs()[0]["run_id"]
+    before = {r.case.key: r for r in store.results(run_id)}
+    assert len(before) % 2 == 0 and 2 <= len(before) < 6  # whole groups only: none half-stored
+    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", run_id, "--store", db, "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    after = store.results(run_id)
+    assert sorted((r.case.batch_size, r.case.precision) for r in after) == [
+        (b, p) for b in (1, 2, 3) for p in ("bf16", "fp32")]  # every case once
+    for result in after:  # each group's members paired with their own group's reference, from one measurement
+        ref = next(r for r in after if r.case.batch_size == result.case.batch_size and r.case.precision == "fp32")
+        assert result.pairing.group == ref.pairing.group and result.started_at == ref.started_at
+        if result is not ref:
+            assert result.pairing.reference == ref.case.key and result.pairing.rounds >= 10
+    assert all(next(r for r in after if r.case.key == key) == result for key, result in before.items())
