@@ -19,13 +19,15 @@ Statuses:
 
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable, Optional, Sequence
 
 from .cases import Case, Measure
 from .precision import tolerance
-from .stats import median_ci_rel
+from .stats import MIN_CI_SAMPLES, median_ci_rel
 
 STATUSES = ("ok", "noisy", "invalid", "skipped", "oom", "crashed", "timeout", "error")
 CHECKS = ("check_channels_last", "check_dtype", "check_output")  # the validity checks, each True, False or None
@@ -128,9 +130,11 @@ def timing_status(spread_of: Sequence[float], stop: str, sampling: Measure) -> t
     ``spread_of``: the medians of the blocks or the interleaved rounds) wider than the target."""
     spread = median_ci_rel(spread_of)
     if stop != "target" and spread > sampling.target_ci:
-        return "noisy", (f"median known to +/-{100 * spread:.1f}% after {len(spread_of)} blocks "
-                         f"(target +/-{100 * sampling.target_ci:g}%) when sampling reached its {stop}; rerun with "
-                         f"a larger {'max_seconds' if stop == 'time cap' else 'max_samples'} or a quieter machine")
+        known = (f"median known to +/-{100 * spread:.1f}%" if math.isfinite(spread) else
+                 f"median's interval unknown (it needs {MIN_CI_SAMPLES})")
+        return "noisy", (f"{known} after {len(spread_of)} blocks (target +/-{100 * sampling.target_ci:g}%) when "
+                         f"sampling reached its {stop}; rerun with a larger "
+                         f"{'max_seconds' if stop == 'time cap' else 'max_samples'} or a quieter machine")
     return "ok", ""
 
 

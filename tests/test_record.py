@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.cases import Case
-from bench.record import CHECKS, STATUSES, Result, failed_checks, tally
+from bench.cases import Case, Measure
+from bench.record import CHECKS, STATUSES, Result, failed_checks, tally, timing_status
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "quick_run.json"
 
@@ -36,3 +36,13 @@ def test_a_result_round_trips_and_names_its_failed_checks():
     assert set(CHECKS) <= set(result.to_dict())
     assert tally(["ok", "skipped", "ok"]) == {"ok": 2, "skipped": 1}
     assert STATUSES[0] == "ok" and "invalid" in STATUSES
+
+
+def test_timing_status_is_noisy_at_a_cap_when_the_interval_is_wider_than_the_target_or_unknown():
+    sampling = Measure(target_ci=0.02)
+    assert timing_status([100.0] * 10, "time cap", sampling) == ("ok", "")  # all alike: known to +/-0%
+    assert timing_status([100.0, 120.0] * 5, "target", sampling) == ("ok", "")  # the rule held when it stopped
+    status, reason = timing_status([100.0, 120.0] * 5, "time cap", sampling)
+    assert status == "noisy" and "median known to +/-" in reason and "larger max_seconds" in reason
+    status, reason = timing_status([100.0] * 5, "max samples", sampling)  # 5 alike: still no 95% interval
+    assert status == "noisy" and "interval unknown (it needs 6) after 5 blocks" in reason and "max_samples" in reason
