@@ -2,7 +2,15 @@
 
 Default: an SQLite file under ``results/`` (WAL journal, so a reader never blocks
 the runner and two runners can write at once: each waits for the other's short
-transaction). A SQLAlchemy URL (``postgresql://...``) works through the same code.
+transaction). A SQLAlchemy URL works through the same code; ``postgresql://`` (or
+``postgres://``) means PostgreSQL through psycopg 3, the extra ``cnnbench[postgres]``.
+
+A store is opened read-only (SQLite's ``query_only``, PostgreSQL's read-only
+session) until its schema says it is a cnnbench store: a database that is not one
+is left exactly as it was, byte for byte. A PostgreSQL server that cannot be
+reached is ``Unavailable`` (exit 3), a refused login or a missing database a
+``StoreError`` (exit 2), each one line, before anything is written; a server lost
+mid-run ends the run the same way, with every committed case kept.
 
 Every finished case is committed in its own transaction before the next starts,
 so killing the runner loses only the case in flight; ``--resume`` measures what
@@ -25,9 +33,9 @@ refused with one line, before anything is written.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import sqlite3
 import time
 import uuid
 from dataclasses import asdict, fields
@@ -35,7 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from .cases import Case
 from .errors import BadValue, StoreError, Unavailable, cannot, first_line
@@ -117,18 +125,36 @@ class Store:
 
     def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True) -> None:
         self.url = _url(location)
-        self.label = str(location)
+        self.label = _label(location)
         self.tables: set[str] = set()
+        self._ours = False  # connections are read-only until the schema says this is a cnnbench store
         path = _sqlite_path(self.url)
         if path is not None:
             self._check_file(path, create)
-        self.engine = sa.create_engine(self.url, connect_args={"timeout": 60} if path else {})
-        if path is not None:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = _engine(self.url, self.label, sqlite=path is not None)
+        sa.event.listen(self.engine, "connect", self._on_connect)
+        if path is None:
+            sa.event.listen(self.engine, "handle_error", functools.partial(_server_error, self.label))
         try:
             self._check_schema(create)
         except (DatabaseError, OperationalError) as exc:
             raise StoreError(f"results store {self.label!r} cannot be read: {_reason(exc)}") from None
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if self.engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA query_only = {0 if self._ours else 1}")
+        elif self.engine.dialect.name == "postgresql" and not self._ours:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_connection.commit()  # a SET inside a transaction that is rolled back would be undone
+        cursor.close()
+
+    def _writable(self) -> None:
+        """The schema is ours: connections from now on may write (the read-only ones are closed)."""
+        self._ours = True
+        self.engine.dispose()
 
     def _check_file(self, path: Path, create: bool) -> None:
         if path.exists():
@@ -170,6 +196,7 @@ class Store:
                 raise StoreError(f"results store {self.label!r} has schema {version}, older than {SCHEMA_VERSION}; "
                                  "export its runs with the cnnbench that wrote it")
             self.tables = tables
+            self._writable()
             missing = [table for table in _ADDITIVE if table.name not in tables]
             if create and missing:  # additive: older readers ignore the tables
                 with self.engine.begin() as conn:
@@ -182,6 +209,10 @@ class Store:
                              f"(tables: {', '.join(sorted(tables))})")
         if not create:
             raise StoreError(f"results store {self.label!r} is empty")
+        self._writable()
+        if self.engine.dialect.name == "sqlite":  # kept in the file: every later connection is WAL too
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode = WAL")
         with self.engine.begin() as conn:
             _meta.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -327,12 +358,54 @@ class Store:
         return out
 
 
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 60000")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
+def _engine(url: str, label: str, *, sqlite: bool) -> sa.Engine:
+    """The engine for a store URL; ``postgresql://`` and ``postgres://`` mean psycopg 3."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise BadValue(f"results store {label!r} is neither a path nor a SQLAlchemy URL "
+                       f"(e.g. {_URL_EXAMPLE})") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    postgres = parsed.get_backend_name() == "postgresql"
+    args: dict[str, Any] = {"timeout": 60} if sqlite else {"connect_timeout": 10} if postgres else {}
+    try:
+        return sa.create_engine(parsed, connect_args=args)
+    except ImportError as exc:
+        if postgres:
+            raise Unavailable("a PostgreSQL results store needs the psycopg driver: "
+                              "pip install 'cnnbench[postgres]'") from None
+        raise Unavailable(f"results store {label!r} needs the Python module {exc.name!r}, which is not installed") \
+            from None
+    except sa.exc.ArgumentError as exc:  # NoSuchModuleError: a kind of database SQLAlchemy does not know
+        raise BadValue(f"results store {label!r}: {first_line(exc)} (e.g. {_URL_EXAMPLE})") from None
+
+
+_URL_EXAMPLE = "results/cnnbench.db, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _server_error(label: str, context: Any) -> None:
+    """A database server's failure as one line: a refused login or a missing database is the user's to fix
+    (StoreError, exit 2); a server that is down or unreachable is the environment's (Unavailable, exit 3).
+    Other errors (a duplicate case, ...) go on as they are."""
+    if not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
+        return
+    reason = _reason(context.original_exception)
+    text = reason.lower()
+    if "authentication failed" in text or "no password supplied" in text or "does not exist" in text:
+        raise StoreError(f"results store {label!r} refused the connection: {reason}") from None
+    raise Unavailable(f"results store {label!r} cannot be reached: {reason}") from None
+
+
+def _label(location: "str | os.PathLike[str]") -> str:
+    """The store as the user named it, without a password."""
+    text = str(location)
+    if "://" not in text:
+        return text
+    try:
+        return sa.engine.make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return text
 
 
 def _reason(exc: BaseException) -> str:
