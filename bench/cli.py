@@ -32,10 +32,10 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _store_of(args: argparse.Namespace, create: bool = False):
+def _store_of(args: argparse.Namespace, create: bool = False, upgrade: bool = False):
     from .store import open_store
 
-    return open_store(args.store, create=create)
+    return open_store(args.store, create=create, upgrade=create or upgrade)
 
 
 def _run_id(store: Any, spec: str) -> str:
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .suites import suite_from_flags
 
     if args.resume:
-        store = _store_of(args)
+        store = _store_of(args, upgrade=True)
         run_id = args.resume
         store.run(run_id)  # an unknown id fails here
     else:

@@ -27,8 +27,14 @@ refused with one line, before anything is written.
     pairings (result_id, group_label, reference, members, rounds, ratio, ratio_ci_low, ratio_ci_high, p_value)
               a grouped case against its group's reference (bench.record.Pairing)
     track    (run_id, at, gflop_s)   the machine-speed probe (bench.probe), measured between groups
-    pairings and track are added to a store of schema 2 when first written to; a cnnbench before
-    them ignores them, and reading a store without them finds none
+    cnnbench_meta (key, value)   schema_version: 2, the level a cnnbench before Alembic checks
+    alembic_version (version_num)  the revision of bench/migrations/versions/ the store is at
+
+The schema evolves by migrations (``bench.migrate``): a store written by an older cnnbench is
+upgraded in place when this one opens it to write (an SQLite store is first copied beside itself),
+and read as it is otherwise: a column or table it lacks reads as empty. A store whose revision this
+cnnbench does not know, or whose schema_version is higher, is a newer cnnbench's and is refused.
+SCHEMA_VERSION is raised only by a change that a cnnbench before it could not read.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from .cases import Case
+from . import migrate
 from .errors import BadValue, StoreError, Unavailable, cannot, first_line
 from .record import Pairing, Result
 
@@ -107,7 +114,6 @@ track_table = sa.Table(
     sa.Column("at", sa.Float, primary_key=True),  # unix time
     sa.Column("gflop_s", sa.Float, nullable=False),
 )
-_ADDITIVE = (pairings, track_table)  # tables later than schema 2's first form: created on write, absent on read is empty
 _KINDS = {"timed": "samples_ns", "host": "host_samples_ns", "round": "round_medians_ns"}
 
 
@@ -121,12 +127,18 @@ def _url(location: "str | os.PathLike[str]") -> str:
 
 
 class Store:
-    """An open results store. ``create=False`` refuses to make a new one (for read-only commands)."""
+    """An open results store. ``create=False`` refuses to make a new one (for read-only commands).
+    ``upgrade`` (default: ``create``): a store from an older cnnbench is upgraded to this one's schema
+    (``bench.migrate``); without it, the store is read as it is."""
 
-    def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True) -> None:
+    def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True,
+                 upgrade: Optional[bool] = None) -> None:
         self.url = _url(location)
         self.label = _label(location)
         self.tables: set[str] = set()
+        self.columns: dict[str, set[str]] = {}
+        self.upgraded_from: Optional[str] = None  # the revision an older store was upgraded from, and its copy
+        self.backup: Optional[Path] = None
         self._ours = False  # connections are read-only until the schema says this is a cnnbench store
         path = _sqlite_path(self.url)
         if path is not None:
@@ -136,7 +148,7 @@ class Store:
         if path is None:
             sa.event.listen(self.engine, "handle_error", functools.partial(_server_error, self.label))
         try:
-            self._check_schema(create)
+            self._check_schema(create, create if upgrade is None else upgrade)
         except (DatabaseError, OperationalError) as exc:
             raise StoreError(f"results store {self.label!r} cannot be read: {_reason(exc)}") from None
 
@@ -182,27 +194,28 @@ class Store:
                 raise Unavailable(f"cannot create results store {self.label!r}: "
                                   "its folder is not writable by this user")
 
-    def _check_schema(self, create: bool) -> None:
+    def _check_schema(self, create: bool, upgrade: bool) -> None:
         inspector = sa.inspect(self.engine)
         tables = set(inspector.get_table_names())
         if "cnnbench_meta" in tables:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"results store {self.label!r} has schema {version}, newer than this cnnbench "
-                                 f"reads ({SCHEMA_VERSION}); upgrade cnnbench")
+                version = int(row[0]) if row else 0
+                revision = migrate.revision_of(conn, tables) if version == SCHEMA_VERSION else ""
+            if version > SCHEMA_VERSION or (version == SCHEMA_VERSION and revision not in migrate.REVISIONS):
+                newer = f"schema {version}" + (f" revision {revision!r}" if version == SCHEMA_VERSION else "")
+                raise StoreError(f"results store {self.label!r} has {newer}, newer than this cnnbench reads "
+                                 f"(schema {SCHEMA_VERSION} revision {migrate.HEAD!r}); upgrade cnnbench")
             if version < SCHEMA_VERSION:
                 raise StoreError(f"results store {self.label!r} has schema {version}, older than {SCHEMA_VERSION}; "
                                  "export its runs with the cnnbench that wrote it")
-            self.tables = tables
             self._writable()
-            missing = [table for table in _ADDITIVE if table.name not in tables]
-            if create and missing:  # additive: older readers ignore the tables
-                with self.engine.begin() as conn:
-                    for table in missing:
-                        table.create(conn, checkfirst=True)
-                self.tables |= {table.name for table in missing}
+            if upgrade and revision != migrate.HEAD:
+                self.upgraded_from, self.backup = migrate.upgrade(self.engine, self.label, _sqlite_path(self.url))
+                inspector = sa.inspect(self.engine)
+                tables = set(inspector.get_table_names())
+            self.tables = tables
+            self.columns = {name: {c["name"] for c in inspector.get_columns(name)} for name in _meta.tables}
             return
         if tables:
             raise StoreError(f"{self.label!r} is a database but not a cnnbench results store "
@@ -216,7 +229,9 @@ class Store:
         with self.engine.begin() as conn:
             _meta.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        self.tables = set(_meta.tables)
+            migrate.stamp_head(conn)
+        self.tables = set(_meta.tables) | {"alembic_version"}
+        self.columns = {table.name: {c.name for c in table.c} for table in _meta.tables.values()}
 
     # -- runs ---------------------------------------------------------------------------------
     def new_run(self, *, suite: str, suite_json: dict[str, Any], environment: dict[str, Any],
@@ -248,9 +263,14 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=time.time()))
 
+    def _present(self, table: sa.Table) -> list[sa.Column]:
+        """The table's columns that this store has (an older store, read as it is, may lack the newest)."""
+        have = self.columns.get(table.name)
+        return [column for column in table.c if have is None or column.name in have]
+
     def run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+            row = conn.execute(sa.select(*self._present(runs)).where(runs.c.id == run_id)).mappings().first()
             if row is None:
                 known = [r[0] for r in conn.execute(sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(5))]
                 hint = f"; latest: {', '.join(known)}" if known else "; the store has no runs"
@@ -272,7 +292,8 @@ class Store:
         counts = (sa.select(results.c.run_id, results.c.status, sa.func.count().label("n"))
                   .group_by(results.c.run_id, results.c.status))
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(sa.select(runs).order_by(runs.c.started_at)).mappings()]
+            query = sa.select(*self._present(runs)).order_by(runs.c.started_at)
+            rows = [dict(r) for r in conn.execute(query).mappings()]
             tally: dict[str, dict[str, int]] = {}
             for run_id, status, n in conn.execute(counts):
                 tally.setdefault(run_id, {})[status] = n
@@ -334,7 +355,7 @@ class Store:
 
     def results(self, run_id: str) -> list[Result]:
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(results).where(results.c.run_id == run_id)
+            rows = list(conn.execute(sa.select(*self._present(results)).where(results.c.run_id == run_id)
                                      .order_by(results.c.id)).mappings())
             kept: dict[tuple[int, str], list[int]] = {}
             paired: dict[int, Pairing] = {}
@@ -352,7 +373,7 @@ class Store:
         for r in rows:
             case = {f.name: r[f.name] for f in fields(Case)}
             case["input_shape"] = tuple(int(v) for v in r["input_shape"].split("x"))
-            data = {f.name: r[f.name] for f in _RESULT_FIELDS}
+            data = {f.name: r[f.name] for f in _RESULT_FIELDS if f.name in r}
             series = {name: tuple(kept.get((r["id"], kind), ())) for kind, name in _KINDS.items()}
             out.append(Result(case=Case.from_dict(case), pairing=paired.get(r["id"]), **series, **data))
         return out
@@ -412,8 +433,8 @@ def _reason(exc: BaseException) -> str:
     return first_line(getattr(exc, "orig", None) or exc)
 
 
-def open_store(location: Optional[str], *, create: bool) -> Store:
-    return Store(location or DEFAULT_STORE, create=create)
+def open_store(location: Optional[str], *, create: bool, upgrade: Optional[bool] = None) -> Store:
+    return Store(location or DEFAULT_STORE, create=create, upgrade=upgrade)
 
 
 __all__ = ["Store", "StoreError", "open_store", "DEFAULT_STORE", "SCHEMA_VERSION"]
