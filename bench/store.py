@@ -18,7 +18,7 @@ is missing. A store that is corrupt, written by a newer schema, or unwritable is
 refused with one line, before anything is written.
 
     runs     (id, suite, suite_json, environment_json, calibration_json, settings_json,
-              started_at, finished_at, cases_total)
+              started_at, finished_at, cases_total, machine)
     results  (id, run_id, case_key, the case's axes, status, reason, the figures of
               bench.record.Result)                                unique (run_id, case_key)
     samples  (result_id, kind, values_ns)    kind: "timed" (the case's timer), "host", or "round" (the
@@ -74,6 +74,7 @@ runs = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("cases_total", sa.Integer, nullable=False),
+    sa.Column("machine", sa.Text),  # the run's machine label (None: a run from before labels; its hostname)
 )
 _CASE_COLUMNS = [sa.Column(f.name, sa.Integer if f.type in ("int", int) else sa.Text, nullable=False)
                  for f in fields(Case)]
@@ -215,7 +216,8 @@ class Store:
                 inspector = sa.inspect(self.engine)
                 tables = set(inspector.get_table_names())
             self.tables = tables
-            self.columns = {name: {c["name"] for c in inspector.get_columns(name)} for name in _meta.tables}
+            self.columns = {name: {c["name"] for c in inspector.get_columns(name)} for name in _meta.tables
+                            if name in tables}
             return
         if tables:
             raise StoreError(f"{self.label!r} is a database but not a cnnbench results store "
@@ -235,17 +237,21 @@ class Store:
 
     # -- runs ---------------------------------------------------------------------------------
     def new_run(self, *, suite: str, suite_json: dict[str, Any], environment: dict[str, Any],
-                calibration: dict[str, Any], settings: dict[str, Any], cases_total: int) -> str:
+                calibration: dict[str, Any], settings: dict[str, Any], cases_total: int,
+                machine: Optional[str] = None) -> str:
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         with self.engine.begin() as conn:
             conn.execute(sa.insert(runs).values(
                 id=run_id, suite=suite, suite_json=json.dumps(suite_json), environment_json=json.dumps(environment),
                 calibration_json=json.dumps(calibration), settings_json=json.dumps(settings),
-                started_at=time.time(), finished_at=None, cases_total=cases_total))
+                started_at=time.time(), finished_at=None, cases_total=cases_total,
+                machine=machine or environment.get("hostname")))
         return run_id
 
-    def import_run(self, run: dict[str, Any], results_: "Iterable[Result]") -> str:
-        """Insert a run read from elsewhere (a run file) with its results, in one transaction."""
+    def import_run(self, run: dict[str, Any], results_: "Iterable[Result]",
+                   track: "Iterable[tuple[float, float]]" = ()) -> str:
+        """Insert a run read from elsewhere (a run file, another store) with its results and track, in one
+        transaction."""
         with self.engine.begin() as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run["id"])).first() is not None:
                 raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
@@ -254,10 +260,17 @@ class Store:
                 environment_json=json.dumps(run.get("environment", {})),
                 calibration_json=json.dumps(run.get("calibration", {})),
                 settings_json=json.dumps(run.get("settings", {})), started_at=run.get("started_at", 0.0),
-                finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0)))
+                finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0),
+                machine=run.get("machine")))
             for result in results_:
                 self._insert_result(conn, run["id"], result)
+            for at, gflop_s in track:
+                conn.execute(sa.insert(track_table).values(run_id=run["id"], at=at, gflop_s=gflop_s))
         return run["id"]
+
+    def has_run(self, run_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
     def finish_run(self, run_id: str) -> None:
         with self.engine.begin() as conn:
@@ -275,7 +288,7 @@ class Store:
                 known = [r[0] for r in conn.execute(sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(5))]
                 hint = f"; latest: {', '.join(known)}" if known else "; the store has no runs"
                 raise StoreError(f"no run {run_id!r} in {self.label!r}{hint}")
-        data = dict(row)
+        data = {"machine": None, **row}
         for column, key in (("suite_json", "suite_definition"), ("environment_json", "environment"),
                             ("calibration_json", "calibration"), ("settings_json", "settings")):
             data[key] = json.loads(data.pop(column))
@@ -305,14 +318,20 @@ class Store:
                 "run_id": row["id"], "suite": row["suite"], "started_at": row["started_at"],
                 "finished_at": row["finished_at"], "cases_total": row["cases_total"],
                 "cases_done": sum(by_status.values()), "statuses": by_status,
-                "hostname": env.get("hostname"), "torch": env.get("torch"), "git_commit": env.get("git_commit"),
+                "machine": row.get("machine") or env.get("hostname"), "hostname": env.get("hostname"),
+                "torch": env.get("torch"), "git_commit": env.get("git_commit"),
             })
         return out
 
     def add_probe(self, run_id: str, at: float, gflop_s: float) -> None:
         """One point of the run's machine-speed track (``bench.probe``)."""
+        self.add_track(run_id, [(at, gflop_s)])
+
+    def add_track(self, run_id: str, points: "Iterable[tuple[float, float]]") -> None:
+        """Points (unix time, GFLOP/s) of a run's machine-speed track, in one transaction."""
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s))
+            for at, gflop_s in points:
+                conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s))
 
     def track(self, run_id: str) -> list[tuple[float, float]]:
         """The run's machine-speed track, (unix time, GFLOP/s) in time order; empty for runs without one."""

@@ -52,9 +52,10 @@ def test_a_store_from_before_pairings_and_the_track_reads_as_it_is_and_gains_the
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
     store.engine.dispose()
-    with sqlite3.connect(path) as conn:  # the first form of schema 2
-        conn.execute("DROP TABLE pairings")
-        conn.execute("DROP TABLE track")
+    with sqlite3.connect(path) as conn:  # the first form of schema 2, before Alembic and machine labels
+        for statement in ("DROP TABLE pairings", "DROP TABLE track", "DROP TABLE alembic_version",
+                          "ALTER TABLE runs DROP COLUMN machine"):
+            conn.execute(statement)
     before = digest(path)
     old = Store(path, create=False)
     assert old.results(run_id) == [a_result(1)] and old.track(run_id) == []
