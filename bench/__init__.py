@@ -11,12 +11,14 @@ nothing imports cli):
                        workers interleaved, round by round) -> runner (a suite, group by group) and
                        ab (two cases interleaved); calibrate, instructions,
                        profiling beside them; environment says what it all ran on
-    keeping            record (Result, statuses; no torch) -> store (SQLite or any SQLAlchemy URL),
-                       runfile (versioned JSON), results (tidy DataFrames), pytest_import
+    keeping            record (Result, statuses; no torch) -> store (SQLite, PostgreSQL or any SQLAlchemy
+                       URL; migrate and migrations/ evolve its schema), runfile (versioned JSON), results
+                       (tidy DataFrames), pytest_import, merge (runs from other stores and run files)
     reading            stats (every statistical method) -> compare (verdicts, the gate's rule) ->
                        confirm (compare --confirm) ; report (the HTML page)
     the edges          values (every user-typed value checked once), errors (the one error tree),
-                       precision (the precision table), table and views (terminal output), cli
+                       precision (the precision table), table and views (terminal output), cli (with
+                       flags, its shared option groups)
 """
 
 __version__ = "0.1.0"

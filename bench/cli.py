@@ -11,31 +11,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, NoReturn, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from . import views
 from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError
-from .processes import checkout
+from .flags import Parser, case_flags, dest, formats, src_flags, store_flag, threshold_flags
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
 from .values import (batch_size, byte_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
-                     positive_int, probability, seconds)
+                     positive_int, seconds)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see '{self.prog} --help')", file=sys.stderr)
-        sys.exit(2)
-
-
-def _store_of(args: argparse.Namespace, create: bool = False):
+def _store_of(args: argparse.Namespace, create: bool = False, upgrade: bool = False):
     from .store import open_store
 
-    return open_store(args.store, create=create)
+    return open_store(args.store, create=create, upgrade=create or upgrade)
 
 
 def _run_id(store: Any, spec: str) -> str:
@@ -70,11 +62,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .suites import suite_from_flags
 
     if args.resume:
-        store = _store_of(args)
+        store = _store_of(args, upgrade=True)
         run_id = args.resume
         store.run(run_id)  # an unknown id fails here
     else:
-        suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, _dest(axis.run_flag)) for axis in AXES},
+        suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, dest(axis.run_flag)) for axis in AXES},
                                  max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
         cases = suite.cases()
         if args.dry_run:
@@ -87,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             memory_limit_bytes=args.worker_memory_limit, group=suite.group,
         )
         check_options(cases, options)  # before the store is made
-        run_id = start_run(store := _store_of(args, create=True), suite, options)
+        run_id = start_run(store := _store_of(args, create=True), suite, options, machine=args.machine)
     rows: list[dict[str, Any]] = []
     progress = None if args.quiet or args.json else views.Progress(f"run {run_id} -> {store.label}")
 
@@ -131,14 +123,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_runs, document, env_differences, exact_changes, worst_first
+    from .compare import comparable, compare_runs, document, exact_changes, worst_first
     from .runfile import load_side
 
     thresholds = Thresholds(threshold=args.threshold, alpha=args.alpha, noise_limit=args.noise_limit)
     base, cand = load_side(args.baseline, args.store), load_side(args.candidate, args.store)
-    env_diff = env_differences(base.meta.get("environment", {}), cand.meta.get("environment", {}))
-    if env_diff and args.strict_env:
-        raise BadValue("refusing to compare runs from different environments (--strict-env): " + "; ".join(env_diff))
+    env_diff = comparable(base, cand, strict_env=args.strict_env, cross_machine=args.cross_machine)
     rows = compare_runs(base.results, cand.results, thresholds)
     if args.confirm:
         from .confirm import confirm
@@ -176,9 +166,16 @@ def cmd_import_pytest_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import merge
+
+    print("\n".join(merge(args.sources, _store_of(args, create=True))))
+    return 0
+
+
 def _case_texts(args: argparse.Namespace) -> dict[str, Optional[str]]:
     """The one-value case flags as given, keyed by Case field."""
-    return {axis.field: getattr(args, _dest(axis.case_flag)) for axis in CASE_AXES}
+    return {axis.field: getattr(args, dest(axis.case_flag)) for axis in CASE_AXES}
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
@@ -215,46 +212,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 # -- the parser -------------------------------------------------------------------------------------
 
-def _dest(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
-
-
-def _formats(p: argparse.ArgumentParser, allowed: Sequence[str] = FORMATS, default: str = "table") -> None:
-    p.add_argument("--format", default=default, type=option(one_of, allowed, "format"),
-                   help=f"{', '.join(allowed)} (default: {default})")
-
-
-def _store(p: argparse.ArgumentParser, *formats: str) -> None:
-    """--store, and --format with ``formats`` (the first the default) when given."""
-    p.add_argument("--store", help="results store: an SQLite path or a SQLAlchemy URL (default: results/cnnbench.db)")
-    if formats:
-        _formats(p, formats, formats[0])
-
-
-def _case_flags(p: argparse.ArgumentParser) -> None:
-    for axis in CASE_AXES:
-        choices = " or ".join(axis.choices) if axis.choices else axis.help
-        p.add_argument(axis.case_flag, help=f"{choices} (default: {axis.default})")
-
-
-def _threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
-    p.add_argument("--threshold", default="0.10", type=option(positive_float, "--threshold"),
-                   help="relative change of the median that matters (default 0.10)")
-    p.add_argument("--alpha", default="0.01", type=option(probability, "--alpha"),
-                   help=f"significance level of the {test} (default 0.01)")
-
-
-def _src_flags(p: argparse.ArgumentParser, base: str, cand: str, default: str) -> None:
-    """--baseline-src / --candidate-src: checkouts whose code measures each side of an interleaved A/B."""
-    for flag, side in (("--baseline-src", base), ("--candidate-src", cand)):
-        p.add_argument(flag, metavar="DIR", type=checkout, help=f"a checkout of {side} code{default}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .precision import DTYPE_BYTES
 
-    parser = _Parser(prog="cnnbench", description="Benchmark and profile classic CNNs in PyTorch.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = Parser(prog="cnnbench", description="Benchmark and profile classic CNNs in PyTorch.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
     def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
@@ -264,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("list", cmd_list, "registered models with params and GMACs")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'vgg*' or 'tv.res*' (default: all)")
-    _formats(p)
+    formats(p)
 
     p = command("inspect", cmd_inspect, "static analysis of one model: per-layer table and totals")
     p.add_argument("model")
@@ -272,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=input_size, help="C,H,W without the batch (default: the model's own)")
     p.add_argument("--dtype", default="float32", type=option(one_of, tuple(DTYPE_BYTES), "dtype"),
                    help=f"{', '.join(DTYPE_BYTES)} (default: float32)")
-    _formats(p)
+    formats(p)
 
     p = command("run", cmd_run, "measure a suite of cases into the results store")
     p.add_argument("--suite", help="built-in suite (quick, cpu-full, gpu, ci) or a TOML file (default: quick, "
@@ -284,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
-    _store(p)
+    p.add_argument("--machine", type=option(file_stem, "--machine"), help="this machine's label (default: hostname)")
+    store_flag(p)
     p.add_argument("--isolation", default="process", type=option(one_of, ISOLATIONS, "--isolation"),
                    help="process (default: a worker per case) or none")
     p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
@@ -299,26 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
     p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
 
-    _store(command("runs", cmd_runs, "runs in the results store"), *FORMATS)
+    store_flag(command("runs", cmd_runs, "runs in the results store"), *FORMATS)
 
     p = command("export", cmd_export, "one run as a tidy table: one row per case, units in column names")
     p.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
-    _formats(p, EXPORT_FORMATS, "csv")
+    formats(p, EXPORT_FORMATS, "csv")
     p.add_argument("--track", action="store_true", help="the run's machine-speed track instead of its cases")
     p.add_argument("-o", "--output", help="file to write (default: standard output; parquet needs a file)")
-    _store(p)
+    store_flag(p)
 
     p = command("report", cmd_report, "one self-contained HTML report from one or more runs")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to report; the first is the baseline of comparisons")
     p.add_argument("--latest", action="store_true", help="the newest run in the store")
     p.add_argument("-o", "--output", default="reports/index.html", help="where to write (default: reports/index.html)")
     p.add_argument("--profiles", default="results/profiles", help="where 'run --profile' put traces (default: results/profiles)")
-    _store(p)
+    store_flag(p)
 
     p = command("compare", cmd_compare, "compare two runs (ids, 'latest' or run files); exit 1 on a regression")
     p.add_argument("baseline", metavar="BASELINE")
     p.add_argument("candidate", metavar="CANDIDATE")
-    _threshold_flags(p, "Mann-Whitney test")
+    threshold_flags(p, "Mann-Whitney test")
     p.add_argument("--noise-limit", default="0.25", type=option(positive_float, "--noise-limit"),
                    help="IQR/median above which a side is inconclusive (default 0.25)")
     p.add_argument("--exact-tolerance", default="0",
@@ -327,58 +290,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instructions-tolerance", default="0.01", type=option(positive_float, "--instructions-tolerance"),
                    help="relative change of instruction counts allowed (default 0.01)")
     p.add_argument("--strict-env", action="store_true", help="refuse to compare runs from different environments")
+    p.add_argument("--cross-machine", action="store_true", help="compare runs from different machines (else refused)")
     p.add_argument("--confirm", nargs="?", const="doubtful", metavar="WHICH",
                    type=option(one_of, CONFIRM_MODES, "--confirm"),
                    help="measure again the doubtful cases (slower, inconclusive, or a ratio above 1 + threshold/2), or "
                         "'all'; interleaved A/B where both sides' code can run (see --baseline-src), else the "
                         "candidate alone")
-    _src_flags(p, "the baseline's", "the candidate's", " (default: this checkout, when that side ran its commit)")
+    src_flags(p, "the baseline's", "the candidate's", " (default: this checkout, when that side ran its commit)")
     p.add_argument("--gate", default="all", type=option(one_of, GATES, "--gate"),
                    help="what decides the exit status: all (default) or exact (exact metrics only; wall time is "
                         "reported, not gated)")
-    _store(p, "table", "markdown", "json")
+    store_flag(p, "table", "markdown", "json")
 
     p = command("ab", cmd_ab, "interleaved A/B of two cases, one iteration at a time; exit 1 if B is slower")
     p.add_argument("baseline", metavar="MODEL_A")
     p.add_argument("candidate", metavar="MODEL_B", nargs="?", help="default: MODEL_A (then --vs says what differs)")
-    _case_flags(p)
+    case_flags(p)
     p.add_argument("--vs", action="append", metavar="FLAG=VALUE", type=case_change,
                    help="B's case flag where it differs from A, e.g. --vs memory-format=channels_last (repeatable)")
-    _src_flags(p, "A's", "B's", " (default: this one)")
+    src_flags(p, "A's", "B's", " (default: this one)")
     p.add_argument("--max-seconds", default="10", type=option(seconds, "--max-seconds"),
                    help="time cap on the interleaved blocks (default: 10)")
     p.add_argument("--warmup-seconds", default="2", type=option(seconds, "--warmup-seconds"),
                    help="warm-up cap per side (default: 2)")
-    _threshold_flags(p, "sign test")
-    _formats(p, ("table", "json"))
+    threshold_flags(p, "sign test")
+    formats(p, ("table", "json"))
 
     p = command("baseline", None, "baselines: compact, diffable run files meant to be committed")
-    bsub = p.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=_Parser)
+    bsub = p.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=Parser)
     bsub.required = True
     b = bsub.add_parser("save", help="write a run as results/baselines/NAME.json")
     b.add_argument("run_id", metavar="RUN_ID", help="a run id, or 'latest'")
     b.add_argument("--name", type=option(file_stem, "baseline name"),
                    help="file name without .json (default: the run's suite)")
     b.add_argument("--dir", default="results/baselines", help="folder (default: results/baselines)")
-    _store(b)
+    store_flag(b)
     b.set_defaults(func=cmd_baseline)
 
     p = command("import-pytest-benchmark", cmd_import_pytest_benchmark,
                 "bring a pytest-benchmark JSON file into the store as a run")
     p.add_argument("file", metavar="FILE")
-    _store(p)
+    store_flag(p)
+
+    p = command("merge", cmd_merge, "copy runs from other stores or run files into one store (twice is once)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="a cnnbench store (path or URL) or a run file (.json)")
+    p.add_argument("--into", dest="store", required=True, metavar="STORE",
+                   help="the store to copy into: an SQLite path or a SQLAlchemy URL (made when missing)")
 
     p = command("profile", cmd_profile,
                 "torch.profiler traces of one case and its time per layer beside the static analysis")
     p.add_argument("model")
-    _case_flags(p)
+    case_flags(p)
     p.add_argument("--steps", default="3", type=option(positive_int, "--steps"), help="active profiler steps (default: 3)")
     p.add_argument("--out", default="results/profiles", help="trace root (default: results/profiles)")
     p.add_argument("--run", help="folder under --out for this profile (default: a timestamp)")
-    _formats(p)
+    formats(p)
 
     p = command("env", cmd_env, "versions, CPU, GPU and git commit")
-    _formats(p)
+    formats(p)
     return parser
 
 

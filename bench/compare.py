@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
+from .errors import BadValue
 from .record import Result, tally
 from .stats import bootstrap_ratio_ci, iqr, mann_whitney_p, median
 
@@ -147,6 +148,33 @@ def exact_changes(baseline: Sequence[Result], candidate: Sequence[Result], toler
 def env_differences(base_env: dict, cand_env: dict) -> list[str]:
     return [f"{key}: {base_env.get(key)!r} -> {cand_env.get(key)!r}"
             for key in ENV_KEYS if base_env.get(key) != cand_env.get(key)]
+
+
+def machine_difference(base_run: dict, cand_run: dict) -> Optional[str]:
+    """Why two runs are from different machines, or None: their labels differ, or one label names two kinds of
+    hardware (``environment.fingerprint``). A run from before machine labels is not judged."""
+    base, cand = base_run.get("machine"), cand_run.get("machine")
+    if not base or not cand:
+        return None
+    if base != cand:
+        return f"the baseline ran on machine {base!r}, the candidate on {cand!r}"
+    prints = [run.get("environment", {}).get("machine_fingerprint") for run in (base_run, cand_run)]
+    if all(prints) and prints[0] != prints[1]:
+        return f"both ran on a machine labelled {base!r}, but on different hardware (fingerprints {' and '.join(prints)})"
+    return None
+
+
+def comparable(base: "Side", cand: "Side", *, strict_env: bool = False, cross_machine: bool = False) -> list[str]:
+    """The environment differences of two sides, after refusing what may not be compared: runs from different
+    machines (unless ``cross_machine``), or from different environments at all (``strict_env``)."""
+    why = machine_difference(base.meta, cand.meta)
+    if why and not cross_machine:
+        raise BadValue(f"refusing to compare runs from different machines: {why}; pass --cross-machine to compare "
+                       "them anyway")
+    env_diff = env_differences(base.meta.get("environment", {}), cand.meta.get("environment", {}))
+    if env_diff and strict_env:
+        raise BadValue("refusing to compare runs from different environments (--strict-env): " + "; ".join(env_diff))
+    return env_diff
 
 
 def worst_first(rows: Sequence[CaseComparison]) -> list[CaseComparison]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import socket
@@ -71,4 +73,16 @@ def collect() -> dict[str, Any]:
     }
     if info["gpu_driver"]:
         info["gpu_driver"] = info["gpu_driver"].splitlines()[0]
+    info["machine_fingerprint"] = fingerprint(info)
     return info
+
+
+FINGERPRINT_KEYS = ("cpu_model", "cpu_cores_logical", "gpu_name", "gpu_count")
+
+
+def fingerprint(env: dict[str, Any]) -> str:
+    """The hardware's identity, 12 hex digits of a SHA-256 over FINGERPRINT_KEYS: two runs with the same one ran
+    on the same kind of machine. The GPU driver and the torch build are recorded beside it but left out: a
+    comparison across an upgrade of either on one machine is what the regression gate is for."""
+    text = json.dumps({key: env.get(key) for key in FINGERPRINT_KEYS}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

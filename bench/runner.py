@@ -194,7 +194,9 @@ def check_options(cases: list[Case], options: RunOptions) -> None:
                        "beyond any limit (every case would be oom): use it for CPU-only suites")
 
 
-def start_run(store: Store, suite: Suite, options: RunOptions) -> str:
+def start_run(store: Store, suite: Suite, options: RunOptions, machine: Optional[str] = None) -> str:
+    """Record a new run (its environment, calibration and cases) and return its id; ``machine``: its label
+    (default: the hostname)."""
     cases = suite.cases()
     check_options(cases, options)
     options = replace(options, group=options.group or suite.group)
@@ -204,7 +206,8 @@ def start_run(store: Store, suite: Suite, options: RunOptions) -> str:
                threads=sorted({c.threads for c in cases}))
     peaks = calibrate(cases, options.calibrate_seconds)
     return store.new_run(suite=suite.name, suite_json=suite.to_dict(), environment=env, calibration=peaks,
-                         settings=run_settings(suite, cases, options), cases_total=len(cases))
+                         settings=run_settings(suite, cases, options), cases_total=len(cases),
+                         machine=machine or env["hostname"])
 
 
 def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]:

@@ -2,7 +2,15 @@
 
 Default: an SQLite file under ``results/`` (WAL journal, so a reader never blocks
 the runner and two runners can write at once: each waits for the other's short
-transaction). A SQLAlchemy URL (``postgresql://...``) works through the same code.
+transaction). A SQLAlchemy URL works through the same code; ``postgresql://`` (or
+``postgres://``) means PostgreSQL through psycopg 3, the extra ``cnnbench[postgres]``.
+
+A store is opened read-only (SQLite's ``query_only``, PostgreSQL's read-only
+session) until its schema says it is a cnnbench store: a database that is not one
+is left exactly as it was, byte for byte. A PostgreSQL server that cannot be
+reached is ``Unavailable`` (exit 3), a refused login or a missing database a
+``StoreError`` (exit 2), each one line, before anything is written; a server lost
+mid-run ends the run the same way, with every committed case kept.
 
 Every finished case is committed in its own transaction before the next starts,
 so killing the runner loses only the case in flight; ``--resume`` measures what
@@ -10,7 +18,7 @@ is missing. A store that is corrupt, written by a newer schema, or unwritable is
 refused with one line, before anything is written.
 
     runs     (id, suite, suite_json, environment_json, calibration_json, settings_json,
-              started_at, finished_at, cases_total)
+              started_at, finished_at, cases_total, machine)
     results  (id, run_id, case_key, the case's axes, status, reason, the figures of
               bench.record.Result)                                unique (run_id, case_key)
     samples  (result_id, kind, values_ns)    kind: "timed" (the case's timer), "host", or "round" (the
@@ -19,15 +27,21 @@ refused with one line, before anything is written.
     pairings (result_id, group_label, reference, members, rounds, ratio, ratio_ci_low, ratio_ci_high, p_value)
               a grouped case against its group's reference (bench.record.Pairing)
     track    (run_id, at, gflop_s)   the machine-speed probe (bench.probe), measured between groups
-    pairings and track are added to a store of schema 2 when first written to; a cnnbench before
-    them ignores them, and reading a store without them finds none
+    cnnbench_meta (key, value)   schema_version: 2, the level a cnnbench before Alembic checks
+    alembic_version (version_num)  the revision of bench/migrations/versions/ the store is at
+
+The schema evolves by migrations (``bench.migrate``): a store written by an older cnnbench is
+upgraded in place when this one opens it to write (an SQLite store is first copied beside itself),
+and read as it is otherwise: a column or table it lacks reads as empty. A store whose revision this
+cnnbench does not know, or whose schema_version is higher, is a newer cnnbench's and is refused.
+SCHEMA_VERSION is raised only by a change that a cnnbench before it could not read.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import sqlite3
 import time
 import uuid
 from dataclasses import asdict, fields
@@ -35,9 +49,10 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from .cases import Case
+from . import migrate
 from .errors import BadValue, StoreError, Unavailable, cannot, first_line
 from .record import Pairing, Result
 
@@ -59,6 +74,7 @@ runs = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("cases_total", sa.Integer, nullable=False),
+    sa.Column("machine", sa.Text),  # the run's machine label (None: a run from before labels; its hostname)
 )
 _CASE_COLUMNS = [sa.Column(f.name, sa.Integer if f.type in ("int", int) else sa.Text, nullable=False)
                  for f in fields(Case)]
@@ -99,7 +115,6 @@ track_table = sa.Table(
     sa.Column("at", sa.Float, primary_key=True),  # unix time
     sa.Column("gflop_s", sa.Float, nullable=False),
 )
-_ADDITIVE = (pairings, track_table)  # tables later than schema 2's first form: created on write, absent on read is empty
 _KINDS = {"timed": "samples_ns", "host": "host_samples_ns", "round": "round_medians_ns"}
 
 
@@ -113,22 +128,46 @@ def _url(location: "str | os.PathLike[str]") -> str:
 
 
 class Store:
-    """An open results store. ``create=False`` refuses to make a new one (for read-only commands)."""
+    """An open results store. ``create=False`` refuses to make a new one (for read-only commands).
+    ``upgrade`` (default: ``create``): a store from an older cnnbench is upgraded to this one's schema
+    (``bench.migrate``); without it, the store is read as it is."""
 
-    def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True) -> None:
+    def __init__(self, location: "str | os.PathLike[str]" = DEFAULT_STORE, *, create: bool = True,
+                 upgrade: Optional[bool] = None) -> None:
         self.url = _url(location)
-        self.label = str(location)
+        self.label = _label(location)
         self.tables: set[str] = set()
+        self.columns: dict[str, set[str]] = {}
+        self.upgraded_from: Optional[str] = None  # the revision an older store was upgraded from, and its copy
+        self.backup: Optional[Path] = None
+        self._ours = False  # connections are read-only until the schema says this is a cnnbench store
         path = _sqlite_path(self.url)
         if path is not None:
             self._check_file(path, create)
-        self.engine = sa.create_engine(self.url, connect_args={"timeout": 60} if path else {})
-        if path is not None:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = _engine(self.url, self.label, sqlite=path is not None)
+        sa.event.listen(self.engine, "connect", self._on_connect)
+        if path is None:
+            sa.event.listen(self.engine, "handle_error", functools.partial(_server_error, self.label))
         try:
-            self._check_schema(create)
+            self._check_schema(create, create if upgrade is None else upgrade)
         except (DatabaseError, OperationalError) as exc:
             raise StoreError(f"results store {self.label!r} cannot be read: {_reason(exc)}") from None
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if self.engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA query_only = {0 if self._ours else 1}")
+        elif self.engine.dialect.name == "postgresql" and not self._ours:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_connection.commit()  # a SET inside a transaction that is rolled back would be undone
+        cursor.close()
+
+    def _writable(self) -> None:
+        """The schema is ours: connections from now on may write (the read-only ones are closed)."""
+        self._ours = True
+        self.engine.dispose()
 
     def _check_file(self, path: Path, create: bool) -> None:
         if path.exists():
@@ -156,50 +195,63 @@ class Store:
                 raise Unavailable(f"cannot create results store {self.label!r}: "
                                   "its folder is not writable by this user")
 
-    def _check_schema(self, create: bool) -> None:
+    def _check_schema(self, create: bool, upgrade: bool) -> None:
         inspector = sa.inspect(self.engine)
         tables = set(inspector.get_table_names())
         if "cnnbench_meta" in tables:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"results store {self.label!r} has schema {version}, newer than this cnnbench "
-                                 f"reads ({SCHEMA_VERSION}); upgrade cnnbench")
+                version = int(row[0]) if row else 0
+                revision = migrate.revision_of(conn, tables) if version == SCHEMA_VERSION else ""
+            if version > SCHEMA_VERSION or (version == SCHEMA_VERSION and revision not in migrate.REVISIONS):
+                newer = f"schema {version}" + (f" revision {revision!r}" if version == SCHEMA_VERSION else "")
+                raise StoreError(f"results store {self.label!r} has {newer}, newer than this cnnbench reads "
+                                 f"(schema {SCHEMA_VERSION} revision {migrate.HEAD!r}); upgrade cnnbench")
             if version < SCHEMA_VERSION:
                 raise StoreError(f"results store {self.label!r} has schema {version}, older than {SCHEMA_VERSION}; "
                                  "export its runs with the cnnbench that wrote it")
+            self._writable()
+            if upgrade and revision != migrate.HEAD:
+                self.upgraded_from, self.backup = migrate.upgrade(self.engine, self.label, _sqlite_path(self.url))
+                inspector = sa.inspect(self.engine)
+                tables = set(inspector.get_table_names())
             self.tables = tables
-            missing = [table for table in _ADDITIVE if table.name not in tables]
-            if create and missing:  # additive: older readers ignore the tables
-                with self.engine.begin() as conn:
-                    for table in missing:
-                        table.create(conn, checkfirst=True)
-                self.tables |= {table.name for table in missing}
+            self.columns = {name: {c["name"] for c in inspector.get_columns(name)} for name in _meta.tables
+                            if name in tables}
             return
         if tables:
             raise StoreError(f"{self.label!r} is a database but not a cnnbench results store "
                              f"(tables: {', '.join(sorted(tables))})")
         if not create:
             raise StoreError(f"results store {self.label!r} is empty")
+        self._writable()
+        if self.engine.dialect.name == "sqlite":  # kept in the file: every later connection is WAL too
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode = WAL")
         with self.engine.begin() as conn:
             _meta.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        self.tables = set(_meta.tables)
+            migrate.stamp_head(conn)
+        self.tables = set(_meta.tables) | {"alembic_version"}
+        self.columns = {table.name: {c.name for c in table.c} for table in _meta.tables.values()}
 
     # -- runs ---------------------------------------------------------------------------------
     def new_run(self, *, suite: str, suite_json: dict[str, Any], environment: dict[str, Any],
-                calibration: dict[str, Any], settings: dict[str, Any], cases_total: int) -> str:
+                calibration: dict[str, Any], settings: dict[str, Any], cases_total: int,
+                machine: Optional[str] = None) -> str:
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         with self.engine.begin() as conn:
             conn.execute(sa.insert(runs).values(
                 id=run_id, suite=suite, suite_json=json.dumps(suite_json), environment_json=json.dumps(environment),
                 calibration_json=json.dumps(calibration), settings_json=json.dumps(settings),
-                started_at=time.time(), finished_at=None, cases_total=cases_total))
+                started_at=time.time(), finished_at=None, cases_total=cases_total,
+                machine=machine or environment.get("hostname")))
         return run_id
 
-    def import_run(self, run: dict[str, Any], results_: "Iterable[Result]") -> str:
-        """Insert a run read from elsewhere (a run file) with its results, in one transaction."""
+    def import_run(self, run: dict[str, Any], results_: "Iterable[Result]",
+                   track: "Iterable[tuple[float, float]]" = ()) -> str:
+        """Insert a run read from elsewhere (a run file, another store) with its results and track, in one
+        transaction."""
         with self.engine.begin() as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run["id"])).first() is not None:
                 raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
@@ -208,23 +260,35 @@ class Store:
                 environment_json=json.dumps(run.get("environment", {})),
                 calibration_json=json.dumps(run.get("calibration", {})),
                 settings_json=json.dumps(run.get("settings", {})), started_at=run.get("started_at", 0.0),
-                finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0)))
+                finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0),
+                machine=run.get("machine")))
             for result in results_:
                 self._insert_result(conn, run["id"], result)
+            for at, gflop_s in track:
+                conn.execute(sa.insert(track_table).values(run_id=run["id"], at=at, gflop_s=gflop_s))
         return run["id"]
+
+    def has_run(self, run_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
     def finish_run(self, run_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=time.time()))
 
+    def _present(self, table: sa.Table) -> list[sa.Column]:
+        """The table's columns that this store has (an older store, read as it is, may lack the newest)."""
+        have = self.columns.get(table.name)
+        return [column for column in table.c if have is None or column.name in have]
+
     def run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+            row = conn.execute(sa.select(*self._present(runs)).where(runs.c.id == run_id)).mappings().first()
             if row is None:
                 known = [r[0] for r in conn.execute(sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(5))]
                 hint = f"; latest: {', '.join(known)}" if known else "; the store has no runs"
                 raise StoreError(f"no run {run_id!r} in {self.label!r}{hint}")
-        data = dict(row)
+        data = {"machine": None, **row}
         for column, key in (("suite_json", "suite_definition"), ("environment_json", "environment"),
                             ("calibration_json", "calibration"), ("settings_json", "settings")):
             data[key] = json.loads(data.pop(column))
@@ -241,7 +305,8 @@ class Store:
         counts = (sa.select(results.c.run_id, results.c.status, sa.func.count().label("n"))
                   .group_by(results.c.run_id, results.c.status))
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(sa.select(runs).order_by(runs.c.started_at)).mappings()]
+            query = sa.select(*self._present(runs)).order_by(runs.c.started_at)
+            rows = [dict(r) for r in conn.execute(query).mappings()]
             tally: dict[str, dict[str, int]] = {}
             for run_id, status, n in conn.execute(counts):
                 tally.setdefault(run_id, {})[status] = n
@@ -253,14 +318,20 @@ class Store:
                 "run_id": row["id"], "suite": row["suite"], "started_at": row["started_at"],
                 "finished_at": row["finished_at"], "cases_total": row["cases_total"],
                 "cases_done": sum(by_status.values()), "statuses": by_status,
-                "hostname": env.get("hostname"), "torch": env.get("torch"), "git_commit": env.get("git_commit"),
+                "machine": row.get("machine") or env.get("hostname"), "hostname": env.get("hostname"),
+                "torch": env.get("torch"), "git_commit": env.get("git_commit"),
             })
         return out
 
     def add_probe(self, run_id: str, at: float, gflop_s: float) -> None:
         """One point of the run's machine-speed track (``bench.probe``)."""
+        self.add_track(run_id, [(at, gflop_s)])
+
+    def add_track(self, run_id: str, points: "Iterable[tuple[float, float]]") -> None:
+        """Points (unix time, GFLOP/s) of a run's machine-speed track, in one transaction."""
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s))
+            for at, gflop_s in points:
+                conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s))
 
     def track(self, run_id: str) -> list[tuple[float, float]]:
         """The run's machine-speed track, (unix time, GFLOP/s) in time order; empty for runs without one."""
@@ -303,7 +374,7 @@ class Store:
 
     def results(self, run_id: str) -> list[Result]:
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(results).where(results.c.run_id == run_id)
+            rows = list(conn.execute(sa.select(*self._present(results)).where(results.c.run_id == run_id)
                                      .order_by(results.c.id)).mappings())
             kept: dict[tuple[int, str], list[int]] = {}
             paired: dict[int, Pairing] = {}
@@ -321,26 +392,68 @@ class Store:
         for r in rows:
             case = {f.name: r[f.name] for f in fields(Case)}
             case["input_shape"] = tuple(int(v) for v in r["input_shape"].split("x"))
-            data = {f.name: r[f.name] for f in _RESULT_FIELDS}
+            data = {f.name: r[f.name] for f in _RESULT_FIELDS if f.name in r}
             series = {name: tuple(kept.get((r["id"], kind), ())) for kind, name in _KINDS.items()}
             out.append(Result(case=Case.from_dict(case), pairing=paired.get(r["id"]), **series, **data))
         return out
 
 
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 60000")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
+def _engine(url: str, label: str, *, sqlite: bool) -> sa.Engine:
+    """The engine for a store URL; ``postgresql://`` and ``postgres://`` mean psycopg 3."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise BadValue(f"results store {label!r} is neither a path nor a SQLAlchemy URL "
+                       f"(e.g. {_URL_EXAMPLE})") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    postgres = parsed.get_backend_name() == "postgresql"
+    args: dict[str, Any] = {"timeout": 60} if sqlite else {"connect_timeout": 10} if postgres else {}
+    try:
+        return sa.create_engine(parsed, connect_args=args)
+    except ImportError as exc:
+        if postgres:
+            raise Unavailable("a PostgreSQL results store needs the psycopg driver: "
+                              "pip install 'cnnbench[postgres]'") from None
+        raise Unavailable(f"results store {label!r} needs the Python module {exc.name!r}, which is not installed") \
+            from None
+    except sa.exc.ArgumentError as exc:  # NoSuchModuleError: a kind of database SQLAlchemy does not know
+        raise BadValue(f"results store {label!r}: {first_line(exc)} (e.g. {_URL_EXAMPLE})") from None
+
+
+_URL_EXAMPLE = "results/cnnbench.db, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _server_error(label: str, context: Any) -> None:
+    """A database server's failure as one line: a refused login or a missing database is the user's to fix
+    (StoreError, exit 2); a server that is down or unreachable is the environment's (Unavailable, exit 3).
+    Other errors (a duplicate case, ...) go on as they are."""
+    if not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
+        return
+    reason = _reason(context.original_exception)
+    text = reason.lower()
+    if "authentication failed" in text or "no password supplied" in text or "does not exist" in text:
+        raise StoreError(f"results store {label!r} refused the connection: {reason}") from None
+    raise Unavailable(f"results store {label!r} cannot be reached: {reason}") from None
+
+
+def _label(location: "str | os.PathLike[str]") -> str:
+    """The store as the user named it, without a password."""
+    text = str(location)
+    if "://" not in text:
+        return text
+    try:
+        return sa.engine.make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return text
 
 
 def _reason(exc: BaseException) -> str:
     return first_line(getattr(exc, "orig", None) or exc)
 
 
-def open_store(location: Optional[str], *, create: bool) -> Store:
-    return Store(location or DEFAULT_STORE, create=create)
+def open_store(location: Optional[str], *, create: bool, upgrade: Optional[bool] = None) -> Store:
+    return Store(location or DEFAULT_STORE, create=create, upgrade=upgrade)
 
 
 __all__ = ["Store", "StoreError", "open_store", "DEFAULT_STORE", "SCHEMA_VERSION"]

@@ -80,7 +80,7 @@ def run_list(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     return records(rows, fmt, [
         Column("run_id", "run", align="<"), Column("suite", "suite", align="<"),
         Column("started", "started", align="<"), Column("cases_done", "done"), Column("cases_total", "cases"),
-        Column("status_counts", "statuses", align="<"), Column("hostname", "host", align="<"),
+        Column("status_counts", "statuses", align="<"), Column("machine", "machine", align="<"),
     ])
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: set up, then pytest. Extra arguments go to pytest.
+# The whole test suite: set up, start a throwaway PostgreSQL server, pytest, stop the server. Extra arguments go to pytest.
 source "$(dirname "$0")/setup.sh"
 # The report's browser test drives Debian's chromium and the instruction-count tests run valgrind; as root with apt,
 # install them (elsewhere those tests skip, saying why).
@@ -10,4 +10,7 @@ if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     echo "setup: installing Debian's ${missing[*]} for the browser and instruction-count tests" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-exec .venv/bin/python -m pytest "$@"
+source scripts/postgres.sh
+trap postgres_stop EXIT
+postgres_start
+.venv/bin/python -m pytest "$@"

@@ -29,3 +29,33 @@ def fault_models(monkeypatch):
 def _catalog_cache(tmp_path_factory):
     """`cnnbench list`'s cache in a folder of this session's, not the user's ~/.cache."""
     os.environ.setdefault("CNNBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cnnbench-cache")))
+
+
+POSTGRES_URL = os.environ.get("CNNBENCH_TEST_POSTGRES_URL")
+POSTGRES_SKIP = os.environ.get("CNNBENCH_TEST_POSTGRES_SKIP") or (
+    "CNNBENCH_TEST_POSTGRES_URL is not set: scripts/test.sh starts a PostgreSQL server for these tests")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty database on the test server of scripts/postgres.sh, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip(POSTGRES_SKIP)
+    import uuid
+
+    import psycopg
+
+    name = f"cnnbench_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """Where a store goes, once as an SQLite file and once as a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.db")
+    return request.getfixturevalue("postgres_url")

@@ -218,3 +218,64 @@ def test_pytest_benchmark_plugin_round_trip(tmp_path, capsys):
     run_id = capsys.readouterr().out.strip()
     (imported,) = Store(db).results(run_id)
     assert imported.case.model == "lenet5" and len(imported.samples_ns) >= 5
+
+
+# -- machine identity ---------------------------------------------------------------------------------
+
+def machine_store(tmp_path, *machines):
+    """One run per (label, fingerprint), the same lenet5 result in each; label None: a run from before labels."""
+    store = Store(tmp_path / "m.db")
+    ids = []
+    for label, print_ in machines:
+        run_id = store.new_run(suite="ci", suite_json={}, environment={"hostname": "h", "machine_fingerprint": print_},
+                               calibration={}, settings={}, cases_total=1, machine=label)
+        store.add_result(run_id, result())
+        ids.append(run_id)
+    if any(label is None for label, _ in machines):
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("update runs set machine = null where environment_json like '%\"old\"%'")
+    return str(tmp_path / "m.db"), ids
+
+
+def test_compare_refuses_two_machines_unless_asked(tmp_path, capsys):
+    db, (a, b, c) = machine_store(tmp_path, ("box-a", "f1"), ("box-b", "f1"), ("box-a", "f2"))
+    assert main(["compare", a, b, "--store", db]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: refusing to compare runs from different machines: the baseline ran on machine 'box-a', "
+                   "the candidate on 'box-b'; pass --cross-machine to compare them anyway\n")
+    assert main(["compare", a, c, "--store", db]) == 2
+    assert "labelled 'box-a', but on different hardware (fingerprints f1 and f2)" in capsys.readouterr().err
+    assert main(["compare", a, b, "--store", db, "--cross-machine"]) == 0
+    capsys.readouterr()
+    doc = runfile.dump(Store(db, create=False), b)  # a run file keeps its machine
+    path = tmp_path / "b.json"
+    runfile.write(path, doc)
+    assert main(["compare", a, str(path), "--store", db]) == 2
+    capsys.readouterr()
+
+
+def test_runs_from_before_machine_labels_are_not_judged(tmp_path, capsys):
+    db, (a, b) = machine_store(tmp_path, ("box-a", "f1"), (None, "old"))
+    assert main(["compare", a, b, "--store", db]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--store", db, "--format", "json"]) == 0
+    assert [run["machine"] for run in json.loads(capsys.readouterr().out)] == ["box-a", "h"]  # else the hostname
+
+
+def test_a_run_records_its_machine_label_and_fingerprint(tmp_path, capsys):
+    from bench import environment
+
+    db = str(tmp_path / "r.db")
+    args = ["run", "--models", "lenet5", "--precision", "fp32", "--memory-format", "contiguous", "--threads", "1",
+            "--max-seconds", "0.2", "--isolation", "none", "--store", db, "--quiet"]
+    assert main([*args, "--machine", "lab-gpu-1"]) == 0
+    assert main(args) == 0
+    capsys.readouterr()
+    store = Store(db, create=False)
+    first, second = store.list_runs()
+    assert first["machine"] == "lab-gpu-1" and second["machine"] == environment.socket.gethostname()
+    env = store.run(first["run_id"])["environment"]
+    assert env["machine_fingerprint"] == environment.fingerprint(env) and len(env["machine_fingerprint"]) == 12
+    assert main(["run", "--models", "lenet5", "--machine", "a b", "--store", db]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --machine must be letters, digits") and "'a b'" in err

@@ -68,22 +68,21 @@ def cli(*args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_kill_the_runner_mid_suite_then_resume_loses_nothing(tmp_path):
-    db = str(tmp_path / "s.db")
+def test_kill_the_runner_mid_suite_then_resume_loses_nothing(store_url):
+    db = store_url
     runner = cli("run", "--models", "fault_slow", "--batch-sizes", "1,2,3,4,5,6", "--precision", "fp32",
                  "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.5", "--store", db, "--quiet")
     deadline = time.time() + 120
     store = None
     while time.time() < deadline:
-        if Path(db).exists():
-            try:
-                store = store or Store(db, create=False)
-            except StoreError:  # the runner is still creating the store's tables
-                time.sleep(0.2)
-                continue
-            runs = store.list_runs()
-            if runs and runs[0]["cases_done"] >= 2:
-                break
+        try:
+            store = store or Store(db, create=False)
+        except StoreError:  # no store yet, or the runner is still creating its tables
+            time.sleep(0.2)
+            continue
+        runs = store.list_runs()
+        if runs and runs[0]["cases_done"] >= 2:
+            break
         time.sleep(0.2)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
@@ -99,8 +98,8 @@ def test_kill_the_runner_mid_suite_then_resume_loses_nothing(tmp_path):
     assert store.list_runs()[0]["finished_at"] is not None
 
 
-def test_two_runners_on_one_store(tmp_path):
-    db = str(tmp_path / "s.db")
+def test_two_runners_on_one_store(store_url):
+    db = store_url
     Store(db)  # created once, then shared
     args = ["--models", "lenet5", "--precision", "fp32,bf16", "--memory-format", "contiguous", "--threads", "1",
             "--max-seconds", "0.3", "--store", db, "--quiet"]
@@ -109,9 +108,11 @@ def test_two_runners_on_one_store(tmp_path):
     store = Store(db, create=False)
     runs = store.list_runs()
     assert len(runs) == 2 and all(r["cases_done"] == r["cases_total"] == 4 for r in runs)
-    import sqlite3
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert all(len(store.results(r["run_id"])) == 4 for r in runs)
+    if "://" not in db:
+        import sqlite3
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
 
 
 # -- comparison groups ----------------------------------------------------------------------------

@@ -1,17 +1,20 @@
 """bench/store.py and bench/results.py: the store's round trip, refusals, and tidy loading."""
 
 import hashlib
+import socket
 import sqlite3
+import sys
 
 import pandas as pd
 import pytest
 
 from bench.cases import Case
 from bench.cli import main
-from bench.errors import BadInput
+from bench.errors import BadInput, Unavailable
 from bench.results import load, result_row
 from bench.store import SCHEMA_VERSION, Store, StoreError
 from bench.record import Result
+from conftest import POSTGRES_URL
 
 
 def a_result(batch=1, status="ok", samples=(1_000_000, 1_100_000, 900_000, 1_000_000)):
@@ -25,14 +28,14 @@ def new_run(store, n=2):
                          calibration={"cpu/float32/t1": 100.0}, settings={"cases": []}, cases_total=n)
 
 
-def test_round_trip_and_tidy_frame(tmp_path):
-    store = Store(tmp_path / "s.db")
+def test_round_trip_and_tidy_frame(store_url):
+    store = Store(store_url)
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
     store.add_result(run_id, a_result(2, status="skipped", samples=()))
     back = store.results(run_id)
     assert back == [a_result(1), a_result(2, status="skipped", samples=())]
-    frame = load(run_id, str(tmp_path / "s.db"))
+    frame = load(run_id, store_url)
     assert isinstance(frame, pd.DataFrame) and len(frame) == 2
     row = frame.iloc[0]
     assert row["latency_ms_p50"] == pytest.approx(1.0) and row["throughput_img_s"] == pytest.approx(1000.0)
@@ -49,9 +52,10 @@ def test_a_store_from_before_pairings_and_the_track_reads_as_it_is_and_gains_the
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
     store.engine.dispose()
-    with sqlite3.connect(path) as conn:  # the first form of schema 2
-        conn.execute("DROP TABLE pairings")
-        conn.execute("DROP TABLE track")
+    with sqlite3.connect(path) as conn:  # the first form of schema 2, before Alembic and machine labels
+        for statement in ("DROP TABLE pairings", "DROP TABLE track", "DROP TABLE alembic_version",
+                          "ALTER TABLE runs DROP COLUMN machine"):
+            conn.execute(statement)
     before = digest(path)
     old = Store(path, create=False)
     assert old.results(run_id) == [a_result(1)] and old.track(run_id) == []
@@ -63,8 +67,8 @@ def test_a_store_from_before_pairings_and_the_track_reads_as_it_is_and_gains_the
     assert written.track(run_id) == [(1.0, 42.0)] and written.results(run_id) == [a_result(1)]
 
 
-def test_same_case_twice_in_a_run_is_refused(tmp_path):
-    store = Store(tmp_path / "s.db")
+def test_same_case_twice_in_a_run_is_refused(store_url):
+    store = Store(store_url)
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
     with pytest.raises(Exception):
@@ -125,22 +129,122 @@ def test_read_only_commands_need_an_existing_store(tmp_path, capsys):
     assert not (tmp_path / "none.db").exists()
 
 
-def test_unknown_run_id(tmp_path, capsys):
-    store = Store(tmp_path / "s.db")
+def test_unknown_run_id(store_url, capsys):
+    store = Store(store_url)
     run_id = new_run(store)
-    assert main(["export", "nope", "--store", str(tmp_path / "s.db")]) == 2
+    assert main(["export", "nope", "--store", store_url]) == 2
     err = capsys.readouterr().err
     assert "no run 'nope'" in err and run_id in err
 
 
-def test_export_formats(tmp_path, capsys):
-    store = Store(tmp_path / "s.db")
+def test_export_formats(tmp_path, store_url, capsys):
+    store = Store(store_url)
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
-    db = str(tmp_path / "s.db")
+    db = store_url
     assert main(["export", run_id, "--format", "csv", "--store", db]) == 0
     assert "latency_ms_p50" in capsys.readouterr().out.splitlines()[0]
     assert main(["export", "latest", "--format", "parquet", "-o", str(tmp_path / "r.parquet"), "--store", db]) == 0
     assert pd.read_parquet(tmp_path / "r.parquet")["params"].tolist() == [61_706]
     assert main(["export", run_id, "--format", "xlsx", "--store", db]) == 2
     assert main(["runs", "--store", db, "--format", "json"]) == 0
+
+
+# -- PostgreSQL: the driver, a server that is down, a refused login, a connection lost mid-run --------------
+
+def test_a_postgresql_url_without_the_driver_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
+    assert main(["runs", "--store", "postgresql://user:secret@127.0.0.1:1/results"]) == 3
+    err = capsys.readouterr().err
+    assert err == "error: a PostgreSQL results store needs the psycopg driver: pip install 'cnnbench[postgres]'\n"
+
+
+def test_a_store_url_of_an_unknown_kind_is_one_line(capsys):
+    assert main(["runs", "--store", "nosuchdb://x/y"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: results store 'nosuchdb://x/y'") and "postgresql://" in err
+    assert len(err.splitlines()) == 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_that_is_down_is_one_line_exit_3(capsys):
+    pytest.importorskip("psycopg")
+    url = f"postgresql://cnnbench:secret@127.0.0.1:{free_port()}/results"
+    assert main(["runs", "--store", url]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: results store 'postgresql://cnnbench:***@127.0.0.1:") and "cannot be reached" in err
+    assert "secret" not in err and len(err.splitlines()) == 1
+    assert main(["run", "--models", "lenet5", "--dry-run", "--store", url]) == 0  # a dry run needs no store
+
+
+def tables_of(url):
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return sorted(r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'"))
+
+
+def test_a_wrong_password_is_one_line_exit_2_and_writes_nothing(postgres_url, capsys):
+    wrong = postgres_url.replace("cnnbench:", "cnnbench:not-", 1)
+    assert main(["run", "--models", "lenet5", "--threads", "1", "--store", wrong]) == 2
+    err = capsys.readouterr().err
+    assert "refused the connection" in err and "password authentication failed" in err
+    assert "not-" not in err and len(err.splitlines()) == 1
+    assert tables_of(postgres_url) == []
+
+
+def test_a_foreign_postgresql_database_is_refused_and_left_alone(postgres_url, capsys):
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("create table customers (id integer)")
+    assert main(["run", "--models", "lenet5", "--threads", "1", "--store", postgres_url]) == 2
+    assert "not a cnnbench results store (tables: customers)" in capsys.readouterr().err
+    assert tables_of(postgres_url) == ["customers"]
+
+
+def test_a_connection_lost_mid_run_is_one_line_and_keeps_what_was_committed(postgres_url):
+    import psycopg
+
+    store = Store(postgres_url)
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:  # the server drops this store's connections
+        admin.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (database,))
+    with pytest.raises(Unavailable, match=r"cannot be reached: .*terminat"):
+        store.add_results(run_id, [a_result(2), a_result(4)])
+    assert Store(postgres_url, create=False).results(run_id) == [a_result(1)]
+
+
+# -- a store is read-only until it is known to be ours -----------------------------------------------------
+
+def test_a_foreign_sqlite_database_is_left_byte_for_byte_as_it_was(tmp_path, capsys):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table customers (id integer)")
+        conn.execute("insert into customers values (1)")
+    before = digest(path)
+    for args in (["runs"], ["export", "latest"], ["report", "--latest", "-o", str(tmp_path / "r.html")],
+                 ["run", "--models", "lenet5", "--threads", "1"], ["run", "--resume", "x"]):
+        assert main([*args, "--store", str(path)]) == 2, args
+        err = capsys.readouterr().err
+        assert "not a cnnbench results store (tables: customers)" in err and len(err.splitlines()) == 1
+        assert digest(path) == before, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]  # no journal or WAL left beside it
+
+
+def test_a_new_store_is_wal_and_an_existing_one_stays_writable(tmp_path):
+    path = tmp_path / "s.db"
+    store = Store(path)
+    new_run(store)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+    again = Store(path, create=False)
+    new_run(again)  # resume opens with create=False and writes
+    assert len(again.list_runs()) == 2

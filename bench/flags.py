@@ -1,0 +1,56 @@
+"""The command line's shared option groups, derived from the facts they expose (``bench.cases.CASE_AXES``,
+``bench.table.FORMATS``, the values of ``bench.values``), and a parser whose usage error is one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+from .cases import CASE_AXES
+from .processes import checkout
+from .table import FORMATS
+from .values import one_of, option, positive_float, probability
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+
+def dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def formats(p: argparse.ArgumentParser, allowed: Sequence[str] = FORMATS, default: str = "table") -> None:
+    p.add_argument("--format", default=default, type=option(one_of, allowed, "format"),
+                   help=f"{', '.join(allowed)} (default: {default})")
+
+
+def store_flag(p: argparse.ArgumentParser, *allowed: str) -> None:
+    """--store, and --format with ``allowed`` (the first the default) when given."""
+    p.add_argument("--store", help="results store: an SQLite path or a SQLAlchemy URL (default: results/cnnbench.db)")
+    if allowed:
+        formats(p, allowed, allowed[0])
+
+
+def case_flags(p: argparse.ArgumentParser) -> None:
+    for axis in CASE_AXES:
+        choices = " or ".join(axis.choices) if axis.choices else axis.help
+        p.add_argument(axis.case_flag, help=f"{choices} (default: {axis.default})")
+
+
+def threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
+    p.add_argument("--threshold", default="0.10", type=option(positive_float, "--threshold"),
+                   help="relative change of the median that matters (default 0.10)")
+    p.add_argument("--alpha", default="0.01", type=option(probability, "--alpha"),
+                   help=f"significance level of the {test} (default 0.01)")
+
+
+def src_flags(p: argparse.ArgumentParser, base: str, cand: str, default: str) -> None:
+    """--baseline-src / --candidate-src: checkouts whose code measures each side of an interleaved A/B."""
+    for flag, side in (("--baseline-src", base), ("--candidate-src", cand)):
+        p.add_argument(flag, metavar="DIR", type=checkout, help=f"a checkout of {side} code{default}")
