@@ -1,6 +1,6 @@
 """The device's measured peak: a short matmul calibration per device, dtype and thread count.
 
-Method: square matmuls of size 2048 (CPU) or 8192 (CUDA), repeated for about
+Method: square matmuls of the device's ``calibration_n`` (2048 on the CPU, 8192 on CUDA), repeated for about
 ``seconds``; the peak is the *best* iteration's rate, 2*n^3 FLOPs over its time
 (a peak is what the hardware can do, so the fastest repeat is the estimate).
 Stored with the run, so achieved GFLOP/s can be read as a fraction of it.
@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .devices import device_of
 from .precision import compute_dtype
 from .prepare import dtype
 
@@ -22,21 +23,19 @@ def calibration_key(device: str, dtype: str, threads: int) -> str:
 
 
 def matmul_peak_gflop_s(device: str, dtype_: torch.dtype, threads: int, seconds: float = 0.5) -> float:
-    n = 8192 if device == "cuda" else 2048
-    if device == "cpu":
-        torch.set_num_threads(threads)
-    a = torch.randn(n, n, device=device).to(dtype_)
-    b = torch.randn(n, n, device=device).to(dtype_)
+    where = device_of(device)
+    n = where.calibration_n
+    where.setup(threads)
+    a = torch.randn(n, n, device=where.torch_device()).to(dtype_)
+    b = torch.randn(n, n, device=where.torch_device()).to(dtype_)
     best = float("inf")
     deadline = time.perf_counter() + seconds
     repeats = 0
     while repeats < 3 or time.perf_counter() < deadline:
-        if device == "cuda":
-            torch.cuda.synchronize()
+        where.synchronize()
         t0 = time.perf_counter()
         torch.mm(a, b)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        where.synchronize()
         best = min(best, time.perf_counter() - t0)
         repeats += 1
     return 2 * n**3 / best / 1e9
@@ -48,7 +47,7 @@ def calibrate(cases: list[Any], seconds: float = 0.5) -> dict[str, float]:
     saved_threads = torch.get_num_threads()
     try:
         for case in cases:
-            if case.device == "cuda" and not torch.cuda.is_available():
+            if device_of(case.device).unavailable():
                 continue
             name = compute_dtype(case.precision)
             key = calibration_key(case.device, name, case.threads)

@@ -22,7 +22,7 @@ from . import values
 from .errors import BadValue
 from .precision import PRECISIONS
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda")  # the kinds: bench.devices has a class per kind; a GPU is also named by index, cuda:1
 MEMORY_FORMATS = ("contiguous", "channels_last")
 MODES = ("infer", "train")
 COMPILERS = ("eager", "compile")
@@ -46,7 +46,8 @@ class Axis:
 
 AXES: tuple[Axis, ...] = (
     Axis("model", "models", "--models", None, "comma-separated names or shell patterns, e.g. 'vgg1*,alexnet'"),
-    Axis("device", "devices", "--devices", "--device", "cpu,cuda", DEVICES, default="cpu"),
+    Axis("device", "devices", "--devices", "--device", "cpu, cuda (the first visible GPU) or cuda:N (GPU N)",
+         parse=lambda v: values.device(v, DEVICES), default="cpu"),
     Axis("batch_size", "batch_sizes", "--batch-sizes", "--batch-size", "e.g. 1,8,32", parse=values.batch_size,
          default="1"),
     Axis("precision", "precisions", "--precision", "--precision", ",".join(PRECISIONS), tuple(PRECISIONS),

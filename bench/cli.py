@@ -60,7 +60,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     from .environment import collect
 
-    print(views.environment(collect(), args.format))
+    print(views.environment(collect(args.tf32, args.cudnn_benchmark), args.format))
     return 0
 
 
@@ -237,6 +237,11 @@ def _case_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(axis.case_flag, help=f"{choices} (default: {axis.default})")
 
 
+def _backend_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+
+
 def _threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
     p.add_argument("--threshold", default="0.10", type=option(positive_float, "--threshold"),
                    help="relative change of the median that matters (default 0.10)")
@@ -289,8 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="process (default: a worker per case) or none")
     p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
     p.add_argument("--worker-memory-limit", type=byte_size, help="address space a worker may add after start-up: 2GiB")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
-    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+    _backend_flags(p)
     p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
                    help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
                         "PATTERN (default: all); CPU and eager only, about 100 s a case")
@@ -377,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="folder under --out for this profile (default: a timestamp)")
     _formats(p)
 
-    p = command("env", cmd_env, "versions, CPU, GPU and git commit")
+    p = command("env", cmd_env, "versions, CPU, GPU, git commit and the backend flags a run's workers use")
+    _backend_flags(p)
     _formats(p)
     return parser
 

@@ -267,15 +267,15 @@ def plot_roofline(frame: pd.DataFrame, calibrations: dict[str, float]) -> Option
 
 def plot_memory(frame: pd.DataFrame) -> Optional[str]:
     data = frame.copy()
-    data["measured_mib"] = data["cuda_peak_allocated_bytes"].where(data["device"] == "cuda",
-                                                                   data["cpu_peak_rss_delta_bytes"]) / MIB
+    on_gpu = data["cuda_peak_allocated_bytes"].notna()  # cuda, cuda:1, ...: the allocator's peak
+    data["measured_mib"] = data["cuda_peak_allocated_bytes"].where(on_gpu, data["cpu_peak_rss_delta_bytes"]) / MIB
     data = data[data["measured_mib"].notna()]
     if data.empty:
         return None
     _, sns = _mpl()
     width = data["precision"].map(_weight_bytes)
     # CPU figures are above the RSS once the model is built, so its parameters are not in them; CUDA peaks include them
-    params_bytes = (data["params"] * width).where(data["device"] == "cuda", 0)
+    params_bytes = (data["params"] * width).where(data["cuda_peak_allocated_bytes"].notna(), 0)
     data["analytic_mib"] = (params_bytes + data["activation_bytes"]) / MIB
     fig, panels = _facets(sorted(data["model"].unique()), 3, 4.2, 3.2)
     for ax, model in panels:

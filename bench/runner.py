@@ -50,6 +50,7 @@ from . import environment, instructions, processes
 from .analysis import analyse
 from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure
+from .devices import device_of
 from .errors import BadInput, BadValue
 from .group import Arm, Member, paired_rounds, run_group
 from .precision import DTYPE_BYTES, weight_dtype
@@ -187,8 +188,12 @@ def run_settings(suite: Suite, cases: list[Case], options: RunOptions) -> dict[s
 
 
 def check_options(cases: list[Case], options: RunOptions) -> None:
-    """Refuse options that cannot work for these cases, before anything is measured or stored."""
+    """Refuse devices and options that cannot work for these cases, before anything is measured or stored."""
     gpu = sorted({case.device for case in cases} - {"cpu"})
+    for name in gpu:
+        missing = device_of(name).missing()
+        if missing:
+            raise BadValue(missing)
     if options.memory_limit_bytes and gpu:
         raise BadValue(f"--worker-memory-limit caps a worker's address space, which {', '.join(gpu)} reserves far "
                        "beyond any limit (every case would be oom): use it for CPU-only suites")
@@ -198,10 +203,8 @@ def start_run(store: Store, suite: Suite, options: RunOptions) -> str:
     cases = suite.cases()
     check_options(cases, options)
     options = replace(options, group=options.group or suite.group)
-    env = environment.collect()
-    # what the workers run with, not what this process happens to have
-    env.update(tf32_matmul=options.tf32, tf32_cudnn=options.tf32, cudnn_benchmark=options.cudnn_benchmark,
-               threads=sorted({c.threads for c in cases}))
+    env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
+    env["threads"] = sorted({c.threads for c in cases})
     peaks = calibrate(cases, options.calibrate_seconds)
     return store.new_run(suite=suite.name, suite_json=suite.to_dict(), environment=env, calibration=peaks,
                          settings=run_settings(suite, cases, options), cases_total=len(cases))
@@ -389,7 +392,6 @@ def _member_result(member: Member, reference: Member, rounds: int, stop: str, la
     if not member.active:
         return Result(status=member.status, reason=member.reason, **common)
     round_ns = tuple(r for r in member.round_ns if r is not None)
-    timer = "cuda-event" if case.device == "cuda" else "perf_counter_ns"
     why = invalid_reason(case, member.figures)
     status, reason = ("invalid", why) if why else timing_status(round_ns, stop, sampling)
     pairing = Pairing(group=label, reference=reference.arm.case.key, members=size)
@@ -398,6 +400,6 @@ def _member_result(member: Member, reference: Member, rounds: int, stop: str, la
         base, mine = paired_rounds(member, reference)
         if base:
             pairing = replace(pairing, rounds=len(base), **paired_figures(base, mine))
-    return Result(status=status, reason=reason, samples_ns=tuple(member.samples_ns), timer=timer,
+    return Result(status=status, reason=reason, samples_ns=tuple(member.samples_ns), timer=device_of(case.device).timer,
                   stop_reason="max samples" if stop == "max rounds" else stop, round_medians_ns=round_ns,
                   pairing=pairing, **member.memory, **common)

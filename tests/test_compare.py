@@ -218,3 +218,11 @@ def test_pytest_benchmark_plugin_round_trip(tmp_path, capsys):
     run_id = capsys.readouterr().out.strip()
     (imported,) = Store(db).results(run_id)
     assert imported.case.model == "lenet5" and len(imported.samples_ns) >= 5
+
+
+def test_the_environment_check_covers_the_gpu_stack_and_cudnn_benchmark():
+    base = {"cudnn_benchmark": False, "cuda_build": "12.4", "cudnn": 90100, "gpu_driver": "550.54.15"}
+    cand = {"cudnn_benchmark": True, "cuda_build": "12.6", "cudnn": 90500, "gpu_driver": "560.35.03"}
+    assert env_differences(base, cand) == ["cudnn_benchmark: False -> True", "cuda_build: '12.4' -> '12.6'",
+                                           "cudnn: 90100 -> 90500", "gpu_driver: '550.54.15' -> '560.35.03'"]
+    assert env_differences(base, dict(base)) == []
