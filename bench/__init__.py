@@ -6,7 +6,7 @@ nothing imports cli):
 
     what to measure    zoo (model names, plugins) -> analysis (static params, MACs, bytes; catalog caches
                        it for `list`) -> cases (the case axes, Case, Measure) -> suites (products of axes)
-    measuring          devices (what differs by device: a class each)
+    measuring          devices (what differs by device: a class each; telemetry reads a GPU through NVML)
                        -> prepare (build, cast, check, warm up) -> worker (time one case in its own process;
                        --serve for interleaved blocks) -> processes (start, pin, kill workers) -> group (N
                        workers interleaved, round by round) -> runner (a suite, group by group) and

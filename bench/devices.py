@@ -4,7 +4,7 @@ Everything that runs a case asks its device (``device_of(case.device)``) rather
 than testing the device's name: how to set it up, synchronise, time a block of
 iterations, open and read the memory window, which precisions it cannot run and
 why, which profiler activities and which time (CPU or device) a profile ranks
-by, and how large a calibration matmul is. A new device (Apple's
+by, how large a calibration matmul is, and its telemetry. A new device (Apple's
 MPS, Intel's XPU) is one class here and its tests.
 
 The interface (Lightning's ``fabric/accelerators`` in our terms)::
@@ -24,6 +24,7 @@ The interface (Lightning's ``fabric/accelerators`` in our terms)::
       .memory(rss)                the Result's memory figures
       .profiler_activities()      torch.profiler activities
       .profile_device_time        rank a profile's layers and ops by device time, not CPU time
+      .telemetry()                a GpuState (clocks, power, throttling...) now, or None where there is none
 
 Timers. CPU: ``time.perf_counter_ns`` around each iteration. CUDA: a pair of CUDA
 events around each iteration with no synchronisation inside the timed loop:
@@ -42,7 +43,9 @@ from typing import Any, Callable, ClassVar, Optional
 
 import torch
 
+from . import telemetry
 from .errors import BadValue
+from .record import GpuState
 
 CUDA_BLOCK = 5  # iterations between two synchronisations of the CUDA timer
 
@@ -105,6 +108,9 @@ class Device:
 
     def profiler_activities(self) -> list[Any]:
         return [torch.profiler.ProfilerActivity.CPU]
+
+    def telemetry(self) -> Optional[GpuState]:
+        return None
 
 
 class CPU(Device):
@@ -193,6 +199,11 @@ class CUDA(Device):
         uuid = getattr(torch.cuda.get_device_properties(self.index), "uuid", None)
         text = str(uuid) if uuid is not None else ""
         return None if not text else text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+    def telemetry(self) -> Optional[GpuState]:
+        """Clocks, power, temperature, throttle reasons and other processes now (``bench.telemetry``), found by
+        UUID; None without nvidia-ml-py or a working NVML."""
+        return telemetry.reading(self.uuid(), self.index)
 
 
 KINDS: dict[str, type[Device]] = {cls.kind: cls for cls in (CPU, CUDA)}

@@ -53,6 +53,7 @@ from .cases import Case
 from .devices import device_of
 from .errors import first_line
 from .precision import PRECISIONS, tolerance
+from .record import CompileCounts
 from .stats import median
 from .zoo import resolve
 
@@ -102,7 +103,7 @@ def skip_reason(case: Case) -> Optional[str]:
                                      torch.ones(1, 1, 1, 1, device=case.device))
         except (RuntimeError, AssertionError) as exc:
             return f"{case.precision} autocast is not available on {case.device} in this torch build: {first_line(exc)}"
-    if case.compiler == "compile":
+    if case.compile_mode:
         if not torch._dynamo.is_dynamo_supported():
             return f"torch.compile is not supported on Python {sys.version.split()[0]}"
         return device.compile_unavailable()
@@ -155,7 +156,7 @@ class Prepared:
             with torch.inference_mode():
                 num_classes = _first(model.eval()(x[:1])).shape[-1]
         self.labels = torch.randint(0, num_classes, (case.batch_size,), generator=gen).to(device)
-        self.callable: Callable[..., Any] = torch.compile(model) if case.compiler == "compile" else model
+        self.callable: Callable[..., Any] = torch.compile(model, mode=case.compile_mode) if case.compile_mode else model
         # float16 autocast trains with a gradient scaler (its gradients underflow without one)
         self.scaler = (torch.amp.GradScaler(self.device.kind) if case.mode == "train" and precision.autocast
                        and precision.compute == "float16" else None)
@@ -259,6 +260,32 @@ def validity(prep: Prepared) -> dict[str, Any]:
         checks["output_rel_err"] = err / scale
         checks["check_output"] = math.isfinite(err) and err / scale <= tolerance(case.precision, case.mode)
     return checks
+
+
+class CompileWatch:
+    """Dynamo's counters over one compiled case (``torch._dynamo.utils.counters``, process-wide, cleared here):
+    graphs compiled (``stats/unique_graphs``), graph breaks (``graph_break``, by reason) and, from
+    ``sampling_starts`` on, frames compiled again (``frames/total``: Dynamo converts a frame only when no
+    cached graph's guards pass, so in a steady state it stays put)."""
+
+    def __init__(self) -> None:
+        from torch._dynamo.utils import counters
+
+        self.counters = counters
+        counters.clear()
+        self.frames_at_sampling: Optional[int] = None
+
+    def _frames(self) -> int:
+        return int(self.counters["frames"]["total"])
+
+    def sampling_starts(self) -> None:
+        self.frames_at_sampling = self._frames()
+
+    def counts(self) -> CompileCounts:
+        start = self._frames() if self.frames_at_sampling is None else self.frames_at_sampling
+        return CompileCounts(graphs=int(self.counters["stats"]["unique_graphs"]),
+                             graph_breaks=int(sum(self.counters["graph_break"].values())),
+                             recompiles=self._frames() - start)
 
 
 def sync(case: Case) -> None:

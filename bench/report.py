@@ -345,9 +345,11 @@ def static_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def failure_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    bad = frame[frame["status"].isin(NOT_OK)].sort_values(["status", "case_key"])
-    return [{"run_id": r["run_id"], "case": r["case_key"], "status": r["status"], "reason": r["reason"]}
-            for _, r in bad.iterrows()]
+    """Cases that failed, and measured cases with warnings (a throttled or shared GPU): their reasons."""
+    warned = frame["warnings"].fillna("").astype(str).ne("") if "warnings" in frame else False
+    bad = frame[frame["status"].isin(NOT_OK) | warned].sort_values(["status", "case_key"])
+    return [{"run_id": r["run_id"], "case": r["case_key"], "status": r["status"],
+             "reason": "; ".join(filter(None, [r["reason"], r.get("warnings")]))} for _, r in bad.iterrows()]
 
 
 # -- the page -----------------------------------------------------------------------------------

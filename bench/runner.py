@@ -56,7 +56,7 @@ from .group import Arm, Member, paired_rounds, run_group
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
 from .probe import probe_gflop_s
-from .record import Pairing, Result, invalid_reason, timing_status
+from .record import Pairing, Result, attached, invalid_reason, timing_status
 from .stats import median_ci, median_ci_rel, paired_figures
 from .store import Store
 from .suites import Suite
@@ -161,7 +161,7 @@ def run_in_process(case: Case, sampling: Measure, options: RunOptions) -> Result
     """One case in the runner's process (``--isolation none``): Dynamo's caches are reset first, so that a
     compiled case does not find the graphs of the one before."""
     set_backends(options.tf32, options.cudnn_benchmark)
-    if case.compiler == "compile":
+    if case.compile_mode:
         import torch._dynamo
 
         torch._dynamo.reset()
@@ -402,4 +402,9 @@ def _member_result(member: Member, reference: Member, rounds: int, stop: str, la
             pairing = replace(pairing, rounds=len(base), **paired_figures(base, mine))
     return Result(status=status, reason=reason, samples_ns=tuple(member.samples_ns), timer=device_of(case.device).timer,
                   stop_reason="max samples" if stop == "max rounds" else stop, round_medians_ns=round_ns,
-                  pairing=pairing, **member.memory, **common)
+                  pairing=pairing, **_finish_figures(member.memory), **common)
+
+
+def _finish_figures(reply: dict[str, Any]) -> dict[str, Any]:
+    """A worker's finish reply as Result fields: its memory figures, its GPU readings and compile counts."""
+    return {**reply, **attached(reply)}

@@ -39,6 +39,13 @@ Method
     not the fp32 reference, the cast copies or cuDNN's autotuning workspaces of
     set-up (``start_memory_window``).
 
+    **Telemetry** (a GPU with nvidia-ml-py, ``bench.telemetry``): the GPU's
+    clocks, power, temperature, throttle reasons and other processes, read once
+    the memory window opens and again when sampling ends. **Compile**: for a
+    compiled case, Dynamo's graphs and graph breaks over the whole case and the
+    frames it compiled again while sampling (``bench.prepare.CompileWatch``); a
+    recompile there means the steady state was not one, a warning in the row.
+
     A failed validity check makes the case ``invalid``, with the check named.
 """
 
@@ -52,13 +59,14 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from . import processes
 from .cases import BLOCK_S, Case, Measure
 from .devices import device_of
-from .prepare import Skip, failure, get_ready, set_backends, skip_reason
+from .prepare import CompileWatch, Skip, failure, get_ready, set_backends, skip_reason
 from .record import Result, invalid_reason, timing_status
 from .stats import median, median_ci_rel
 from .zoo import load_plugins
@@ -151,10 +159,17 @@ def measure(case: Case, sampling: Measure) -> Result:
             raise Skip(reason)
         device.setup(case.threads)
         figures: dict[str, Any] = {}
+        watch = CompileWatch() if case.compile_mode else None
         with _cpu_peak_rss() as rss:
             step = get_ready(case, sampling.warmup_seconds, figures)
             start_memory_window(case)
+            figures["gpu_start"] = device.telemetry()
+            if watch:
+                watch.sampling_starts()
             samples, host, medians, stop = sample(step, case, sampling)
+            figures["gpu_end"] = device.telemetry()
+            if watch:
+                figures["compile_counts"] = watch.counts()
             figures.update(samples_ns=tuple(samples), host_samples_ns=tuple(host), round_medians_ns=tuple(medians),
                            timer=device.timer, stop_reason=stop)
         figures.update(device.memory(rss))
@@ -196,13 +211,15 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
     them) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
     figures of the worker's whole life (its peak above the baseline once built) and ends it,
-    as does the end of input. Between blocks it waits on its input, idle, while the others run.
+    as does the end of input (with the GPU's telemetry at ready and at finish, and a compiled case's Dynamo
+    counts, where there are some). Between blocks it waits on its input, idle, while the others run.
     """
     request = json.loads(next(lines))
     case, sampling = _apply_request(request)
     processes.pin(request.get("cpus"))
     device = device_of(case.device)
     figures: dict[str, Any] = {}
+    watch = CompileWatch() if case.compile_mode else None
     with _cpu_peak_rss() as rss:
         try:
             reason = skip_reason(case)
@@ -215,6 +232,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
             reply({"ready": False, "status": status, "reason": reason})
             return 0
         start_memory_window(case)
+        gpu_start = device.telemetry()
+        if watch:
+            watch.sampling_starts()
         reply({"ready": True, **figures})
         finished = False
         for line in lines:
@@ -232,7 +252,8 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
                 time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the next runs
             reply({"samples_ns": samples})
     if finished:
-        reply(device.memory(rss))
+        ends = {"gpu_start": gpu_start, "gpu_end": device.telemetry(), "compile_counts": watch and watch.counts()}
+        reply({**device.memory(rss), **{k: asdict(v) for k, v in ends.items() if v is not None}})
     return 0
 
 

@@ -50,8 +50,8 @@ def test_a_store_from_before_pairings_and_the_track_reads_as_it_is_and_gains_the
     store.add_result(run_id, a_result(1))
     store.engine.dispose()
     with sqlite3.connect(path) as conn:  # the first form of schema 2
-        conn.execute("DROP TABLE pairings")
-        conn.execute("DROP TABLE track")
+        for table in ("pairings", "track", "gpu_states", "compile_counts"):
+            conn.execute(f"DROP TABLE {table}")
     before = digest(path)
     old = Store(path, create=False)
     assert old.results(run_id) == [a_result(1)] and old.track(run_id) == []
