@@ -4,11 +4,21 @@ Method: square matmuls of the device's ``calibration_n`` (2048 on the CPU, 8192 
 ``seconds``; the peak is the *best* iteration's rate, 2*n^3 FLOPs over its time
 (a peak is what the hardware can do, so the fastest repeat is the estimate).
 Stored with the run, so achieved GFLOP/s can be read as a fraction of it.
+
+It runs in a worker of its own (``python -m bench.calibrate``, ``bench.runner.
+calibrate_isolated``) with the run's backend flags: under ``--tf32`` an fp32
+case multiplies in TF32 and its peak must too (else its fraction of the peak
+can pass 1), and the runner keeps no CUDA context or 8192-square buffers for
+the rest of the run.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -59,3 +69,25 @@ def calibrate(cases: list[Any], seconds: float = 0.5) -> dict[str, float]:
     finally:
         torch.set_num_threads(saved_threads)
     return peaks
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.calibrate REQUEST.json RESULT.json``: ``calibrate`` in a worker, with the run's flags.
+
+    The request is ``{"cases": [Case.to_dict()...], "seconds": S, "tf32": bool, "cudnn_benchmark": bool}``;
+    the result ``{"peaks": {key: GFLOP/s}, "pid": the worker's}``.
+    """
+    from .cases import Case
+    from .prepare import set_backends
+
+    request = json.loads(Path(argv[0]).read_text())
+    set_backends(bool(request.get("tf32")), bool(request.get("cudnn_benchmark")))
+    peaks = calibrate([Case.from_dict(c) for c in request["cases"]], float(request.get("seconds", 0.5)))
+    tmp = Path(argv[1] + ".tmp")
+    tmp.write_text(json.dumps({"peaks": peaks, "pid": os.getpid()}))
+    os.replace(tmp, argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -139,6 +139,27 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> Optional[str]:
     return (err or b"").decode(errors="replace")
 
 
+CALIBRATE_TIMEOUT_S = 300.0  # one short matmul per device, dtype and thread count, CUDA start-up included
+
+
+def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, float]:
+    """The matmul peaks (``bench.calibrate``) measured with the run's backend flags: in a worker of its own
+    (``--isolation process``), or here after ``set_backends`` (``--isolation none``). A calibration that
+    fails or passes its limit leaves the run without peaks (its rows without peak fractions), not failed."""
+    unique = sorted({(c.device, c.precision, c.threads) for c in cases})
+    few = [Case("calibration", device=d, precision=p, threads=t) for d, p, t in unique]
+    if options.isolation == "none":
+        set_backends(options.tf32, options.cudnn_benchmark)
+        return calibrate(few, options.calibrate_seconds)
+    with tempfile.TemporaryDirectory(prefix="cnnbench-calibrate-") as tmp:
+        request, answer = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request.write_text(json.dumps({"cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds,
+                                       "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark}))
+        proc = processes.start("bench.calibrate", [str(request), str(answer)])
+        _wait(proc, CALIBRATE_TIMEOUT_S)
+        return json.loads(answer.read_text())["peaks"] if answer.exists() else {}
+
+
 def profile_isolated(case: Case, out: str, run_id: str) -> str:
     """``cnnbench profile`` of a measured case in its own process, after the measurement, never during it.
 
@@ -205,7 +226,7 @@ def start_run(store: Store, suite: Suite, options: RunOptions) -> str:
     options = replace(options, group=options.group or suite.group)
     env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
     env["threads"] = sorted({c.threads for c in cases})
-    peaks = calibrate(cases, options.calibrate_seconds)
+    peaks = calibrate_isolated(cases, options)
     return store.new_run(suite=suite.name, suite_json=suite.to_dict(), environment=env, calibration=peaks,
                          settings=run_settings(suite, cases, options), cases_total=len(cases))
 
