@@ -35,16 +35,18 @@ the part is in the group's label. A group is committed as a whole, so
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import json
 import math
+import os
 import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from . import environment, instructions, processes
 from .analysis import analyse
@@ -243,9 +245,36 @@ def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]
     return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions(**settings["options"])
 
 
+@contextlib.contextmanager
+def fresh_inductor_cache() -> Iterator[str]:
+    """An empty Inductor cache for the run (``TORCHINDUCTOR_CACHE_DIR``, which workers inherit, removed
+    afterwards): a compiled case's cold start compiles from nothing in every run, so cold starts compare across
+    runs, not against whatever an earlier run left in the user's cache."""
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="cnnbench-inductor-", ignore_cleanup_errors=True) as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        try:
+            yield folder
+        finally:
+            if saved is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
+
+
+def _in_fresh_inductor_cache(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with fresh_inductor_cache():
+            return func(*args, **kwargs)
+    return wrapper
+
+
+@_in_fresh_inductor_cache
 def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
             on_result: Callable[[Result], None] = lambda r: None) -> None:
-    """Measure every pending case of a run, committing each case (or group) before the next starts."""
+    """Measure every pending case of a run, committing each case (or group) before the next starts, with an
+    Inductor cache of the run's own (``fresh_inductor_cache``)."""
     todo, sampling, options = pending(store, run_id)
     one = run_isolated if options.isolation == "process" else run_in_process
     grouping = options.group if options.isolation == "process" else "none"

@@ -197,3 +197,20 @@ def test_group_none_measures_each_case_alone(tmp_path):
 
     frame = load(store.latest_run_id(), store)
     assert set(frame["latency_ci_from"]) == {"blocks"}
+
+
+def test_a_run_compiles_into_an_inductor_cache_of_its_own(tmp_path, monkeypatch):
+    import os
+
+    from bench import runner
+    from bench.record import Result
+
+    seen = []
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "users-cache"))
+    monkeypatch.setattr(runner, "measure", lambda case, sampling: seen.append(
+        (os.environ["TORCHINDUCTOR_CACHE_DIR"], os.listdir(os.environ["TORCHINDUCTOR_CACHE_DIR"])))
+        or Result(case=case, status="ok"))
+    run(tmp_path, {"models": ["lenet5"], "batch_sizes": [1, 2]}, RunOptions(isolation="none", group="none"))
+    (first, empty), (second, _) = seen
+    assert first == second and empty == [] and "cnnbench-inductor-" in first  # one cache for the run, empty at first
+    assert not os.path.exists(first) and os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "users-cache")
