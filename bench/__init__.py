@@ -6,7 +6,8 @@ nothing imports cli):
 
     what to measure    zoo (model names, plugins) -> analysis (static params, MACs, bytes; catalog caches
                        it for `list`) -> cases (the case axes, Case, Measure) -> suites (products of axes)
-    measuring          prepare (build, cast, check, warm up) -> worker (time one case in its own process;
+    measuring          devices (what differs by device: a class each; telemetry reads a GPU through NVML)
+                       -> prepare (build, cast, check, warm up) -> worker (time one case in its own process;
                        --serve for interleaved blocks) -> processes (start, pin, kill workers) -> group (N
                        workers interleaved, round by round) -> runner (a suite, group by group) and
                        ab (two cases interleaved); calibrate, instructions,

@@ -22,10 +22,14 @@ from . import values
 from .errors import BadValue
 from .precision import PRECISIONS
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda")  # the kinds: bench.devices has a class per kind; a GPU is also named by index, cuda:1
 MEMORY_FORMATS = ("contiguous", "channels_last")
 MODES = ("infer", "train")
-COMPILERS = ("eager", "compile")
+# torch.compile's modes, each a compiler of its own (a variant that is interleaved with eager and keyed apart);
+# "compile" is the default mode, so the keys of earlier runs still match
+COMPILE_MODES = {"compile": "default", "compile-reduce-overhead": "reduce-overhead",
+                 "compile-max-autotune": "max-autotune"}
+COMPILERS = ("eager", *COMPILE_MODES)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class Axis:
 
 AXES: tuple[Axis, ...] = (
     Axis("model", "models", "--models", None, "comma-separated names or shell patterns, e.g. 'vgg1*,alexnet'"),
-    Axis("device", "devices", "--devices", "--device", "cpu,cuda", DEVICES, default="cpu"),
+    Axis("device", "devices", "--devices", "--device", "cpu, cuda (the first visible GPU) or cuda:N (GPU N)",
+         parse=lambda v: values.device(v, DEVICES), default="cpu"),
     Axis("batch_size", "batch_sizes", "--batch-sizes", "--batch-size", "e.g. 1,8,32", parse=values.batch_size,
          default="1"),
     Axis("precision", "precisions", "--precision", "--precision", ",".join(PRECISIONS), tuple(PRECISIONS),
@@ -54,7 +59,9 @@ AXES: tuple[Axis, ...] = (
     Axis("memory_format", "memory_formats", "--memory-format", "--memory-format", ",".join(MEMORY_FORMATS),
          MEMORY_FORMATS, default="contiguous"),
     Axis("mode", "modes", "--mode", "--mode", ",".join(MODES), MODES, default="infer"),
-    Axis("compiler", "compilers", "--compiler", "--compiler", ",".join(COMPILERS), COMPILERS, default="eager"),
+    Axis("compiler", "compilers", "--compiler", "--compiler",
+         "eager, compile (torch.compile's default mode), compile-reduce-overhead (CUDA graphs), compile-max-autotune",
+         COMPILERS, default="eager"),
     Axis("threads", "threads", "--threads", "--threads", "CPU threads, e.g. 1,2 (a GPU case's are 1)",
          parse=lambda v: values.positive_int(v, "threads", plural=True), default="all usable cores"),
     Axis("input_shape", "input_size", "--input-size", "--input-size", "C,H,W", parse=values.input_size,
@@ -113,6 +120,11 @@ class Case:
             self.model, self.device, f"b{self.batch_size}", self.precision, self.memory_format,
             self.mode, self.compiler, f"t{self.threads}", "x".join(map(str, self.input_shape)),
         ])
+
+    @property
+    def compile_mode(self) -> Optional[str]:
+        """torch.compile's mode for this case ("default", "reduce-overhead", "max-autotune"), None when eager."""
+        return COMPILE_MODES.get(self.compiler)
 
     @property
     def variant(self) -> str:

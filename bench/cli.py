@@ -17,7 +17,7 @@ from . import views
 from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError
-from .flags import Parser, case_flags, dest, formats, src_flags, store_flag, threshold_flags
+from .flags import Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, threshold_flags
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
 from .values import (batch_size, byte_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
@@ -52,7 +52,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     from .environment import collect
 
-    print(views.environment(collect(), args.format))
+    print(views.environment(collect(args.tf32, args.cudnn_benchmark), args.format))
     return 0
 
 
@@ -252,8 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="process (default: a worker per case) or none")
     p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
     p.add_argument("--worker-memory-limit", type=byte_size, help="address space a worker may add after start-up: 2GiB")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
-    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+    backend_flags(p)
     p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
                    help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
                         "PATTERN (default: all); CPU and eager only, about 100 s a case")
@@ -346,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="folder under --out for this profile (default: a timestamp)")
     formats(p)
 
-    p = command("env", cmd_env, "versions, CPU, GPU and git commit")
+    p = command("env", cmd_env, "versions, CPU, GPU, git commit and the backend flags a run's workers use")
+    backend_flags(p)
     formats(p)
     return parser
 

@@ -99,7 +99,8 @@ def compare_runs(baseline: Sequence[Result], candidate: Sequence[Result],
 # -- deterministic metrics and whole-run comparison -------------------------------------------------
 
 EXACT_METRICS = ("params", "macs", "activation_bytes", "saved_bytes", "instructions_per_iter")
-ENV_KEYS = ("hostname", "cpu_model", "gpu_name", "torch", "threads", "tf32_matmul", "tf32_cudnn")
+ENV_KEYS = ("hostname", "cpu_model", "gpu_name", "torch", "threads", "tf32_matmul", "tf32_cudnn", "cudnn_benchmark",
+            "cuda_build", "cudnn", "gpu_driver")
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,31 @@ def git_state(path: Path = CHECKOUT) -> tuple[Optional[str], Optional[bool]]:
     return commit, bool(status)
 
 
-def collect() -> dict[str, Any]:
-    """A flat record of the environment; keys carry units where they have one."""
+def gpu_uuids() -> list[Optional[str]]:
+    """Each visible GPU's UUID in nvidia-smi's spelling (GPU-8c5b...), by index: cuda:N is the Nth."""
+    from .devices import device_of
+
+    return [device_of(f"cuda:{index}").uuid() for index in range(torch.cuda.device_count())]
+
+
+def worker_flags(tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str, bool]:
+    """The backend flags a worker measures with under ``run [--tf32] [--cudnn-benchmark]``, read back after
+    ``bench.prepare.set_backends`` (the one place they are set), not this process's defaults (TF32 on for cuDNN)."""
+    from .prepare import set_backends
+
+    backends = torch.backends
+    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark
+    set_backends(tf32, cudnn_benchmark)
+    try:
+        return {"tf32_matmul": backends.cuda.matmul.allow_tf32, "tf32_cudnn": backends.cudnn.allow_tf32,
+                "cudnn_benchmark": backends.cudnn.benchmark}
+    finally:
+        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = saved
+
+
+def collect(tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str, Any]:
+    """A flat record of the environment, with the backend flags of a run with these options (``worker_flags``);
+    keys carry units where they have one."""
     import torchvision
 
     commit, dirty = git_state()
@@ -65,9 +88,9 @@ def collect() -> dict[str, Any]:
         "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
         "gpu_count": torch.cuda.device_count() if cuda else 0,
         "gpu_driver": _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]) if cuda else None,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "gpu_uuids": gpu_uuids() if cuda else [],
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        **worker_flags(tf32, cudnn_benchmark),
         "git_commit": commit,
         "git_dirty": dirty,
     }

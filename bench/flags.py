@@ -54,3 +54,9 @@ def src_flags(p: argparse.ArgumentParser, base: str, cand: str, default: str) ->
     """--baseline-src / --candidate-src: checkouts whose code measures each side of an interleaved A/B."""
     for flag, side in (("--baseline-src", base), ("--candidate-src", cand)):
         p.add_argument(flag, metavar="DIR", type=checkout, help=f"a checkout of {side} code{default}")
+
+
+def backend_flags(p: argparse.ArgumentParser) -> None:
+    """--tf32 and --cudnn-benchmark: the backend flags a run's workers (and ``env``'s report of them) use."""
+    p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 import sys
 import time
 from typing import Any, Callable, Iterator, Optional
@@ -51,8 +50,10 @@ import torch
 from torch import nn
 
 from .cases import Case
+from .devices import device_of
 from .errors import first_line
 from .precision import PRECISIONS, tolerance
+from .record import CompileCounts
 from .stats import median
 from .zoo import resolve
 
@@ -91,24 +92,21 @@ def failure(exc: Exception) -> tuple[str, str]:
 
 def skip_reason(case: Case) -> Optional[str]:
     """Why this combination cannot run here, or None. Cheap: the runner asks before starting a worker."""
-    if case.device == "cuda":
-        if not torch.cuda.is_available():
-            return "cuda is not available on this machine"
-        if case.precision in ("amp-bf16", "bf16") and not torch.cuda.is_bf16_supported(including_emulation=False):
-            return (f"{case.precision} is not native on {torch.cuda.get_device_name(0)} (bfloat16 needs compute "
-                    "capability 8.0 or newer; emulated, its time would mislead)")
+    device = device_of(case.device)
+    reason = device.unavailable() or device.unsupported(case.precision)
+    if reason:
+        return reason
     if PRECISIONS[case.precision].autocast:
         try:
-            with torch.autocast(case.device, dtype=dtype(PRECISIONS[case.precision].compute)):
+            with torch.autocast(device.kind, dtype=dtype(PRECISIONS[case.precision].compute)):
                 nn.functional.conv2d(torch.ones(1, 1, 3, 3, device=case.device),
                                      torch.ones(1, 1, 1, 1, device=case.device))
         except (RuntimeError, AssertionError) as exc:
             return f"{case.precision} autocast is not available on {case.device} in this torch build: {first_line(exc)}"
-    if case.compiler == "compile":
+    if case.compile_mode:
         if not torch._dynamo.is_dynamo_supported():
             return f"torch.compile is not supported on Python {sys.version.split()[0]}"
-        if case.device == "cpu" and not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
-            return "torch.compile on the CPU needs a C++ compiler and none is on PATH"
+        return device.compile_unavailable()
     return None
 
 
@@ -132,9 +130,9 @@ class Prepared:
     """The model and input of a case, transformed as it asks, and its step function."""
 
     def __init__(self, case: Case, seed: int = 0) -> None:
-        self.case = case
+        self.case, self.device = case, device_of(case.device)
         precision = PRECISIONS[case.precision]
-        device = torch.device(case.device)
+        device = self.device.torch_device()
         torch.manual_seed(seed)
         model = resolve(case.model).build()
         gen = torch.Generator().manual_seed(seed + 1)
@@ -158,15 +156,15 @@ class Prepared:
             with torch.inference_mode():
                 num_classes = _first(model.eval()(x[:1])).shape[-1]
         self.labels = torch.randint(0, num_classes, (case.batch_size,), generator=gen).to(device)
-        self.callable: Callable[..., Any] = torch.compile(model) if case.compiler == "compile" else model
+        self.callable: Callable[..., Any] = torch.compile(model, mode=case.compile_mode) if case.compile_mode else model
         # float16 autocast trains with a gradient scaler (its gradients underflow without one)
-        self.scaler = (torch.amp.GradScaler(case.device) if case.mode == "train" and precision.autocast
+        self.scaler = (torch.amp.GradScaler(self.device.kind) if case.mode == "train" and precision.autocast
                        and precision.compute == "float16" else None)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         precision = PRECISIONS[self.case.precision]
         if precision.autocast:
-            return torch.autocast(self.case.device, dtype=dtype(precision.compute))
+            return torch.autocast(self.device.kind, dtype=dtype(precision.compute))
         return contextlib.nullcontext()
 
     def forward_checked(self) -> torch.Tensor:
@@ -264,21 +262,43 @@ def validity(prep: Prepared) -> dict[str, Any]:
     return checks
 
 
+class CompileWatch:
+    """Dynamo's counters over one compiled case (``torch._dynamo.utils.counters``, process-wide, cleared here):
+    graphs compiled (``stats/unique_graphs``), graph breaks (``graph_break``, by reason) and, from
+    ``sampling_starts`` on, frames compiled again (``frames/total``: Dynamo converts a frame only when no
+    cached graph's guards pass, so in a steady state it stays put)."""
+
+    def __init__(self) -> None:
+        from torch._dynamo.utils import counters
+
+        self.counters = counters
+        counters.clear()
+        self.frames_at_sampling: Optional[int] = None
+
+    def _frames(self) -> int:
+        return int(self.counters["frames"]["total"])
+
+    def sampling_starts(self) -> None:
+        self.frames_at_sampling = self._frames()
+
+    def counts(self) -> CompileCounts:
+        start = self._frames() if self.frames_at_sampling is None else self.frames_at_sampling
+        return CompileCounts(graphs=int(self.counters["stats"]["unique_graphs"]),
+                             graph_breaks=int(sum(self.counters["graph_break"].values())),
+                             recompiles=self._frames() - start)
+
+
 def sync(case: Case) -> None:
-    if case.device == "cuda":
-        torch.cuda.synchronize()
-
-
-MIN_WARMUP_S = {"cuda": 0.5}  # a GPU's clocks and cuDNN's choices settle over time, not over six iterations
+    device_of(case.device).synchronize()
 
 
 def warm_up(step: Callable[[], Any], case: Case, cap_s: float) -> tuple[int, bool]:
     """(iterations, settled): until the last three iterations' median is within 5% of the three before, or the cap;
-    on a device of ``MIN_WARMUP_S``, not before that long (the cap permitting)."""
+    not before the device's ``min_warmup_s`` (the cap permitting)."""
     times: list[int] = []
     start = time.perf_counter()
     deadline = start + cap_s
-    floor = start + min(cap_s, MIN_WARMUP_S.get(case.device, 0.0))
+    floor = start + min(cap_s, device_of(case.device).min_warmup_s)
     while True:
         t0 = time.perf_counter_ns()
         step()

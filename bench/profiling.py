@@ -36,6 +36,7 @@ from .analysis import analyse
 from .cases import Case
 from .errors import BadValue, CnnbenchError, cannot, first_line
 from .precision import DTYPE_BYTES, weight_dtype
+from .devices import device_of
 from .prepare import Prepared, skip_reason
 from .zoo import load_plugins
 
@@ -52,7 +53,7 @@ class ProfileResult:
     trace_files: tuple[Path, ...]
     step_ms: float
     layers: tuple[dict[str, Any], ...]  # joined with the static analysis, one per leaf module
-    top_ops: tuple[dict[str, Any], ...]  # key_averages by self time
+    top_ops: tuple[dict[str, Any], ...]  # key_averages by self time (device time where the device has its own)
     memory_timeline: Optional[Path] = None
 
 
@@ -104,8 +105,8 @@ def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str
         raise BadValue(f"case {case.key} cannot run here: {reason}")
     trace_dir = Path(out) / run / case_slug(case)
     _writable(trace_dir)
-    if case.device == "cpu":
-        torch.set_num_threads(case.threads)
+    device = device_of(case.device)
+    device.setup(case.threads)
     prep = Prepared(case)
     train_step = prep.step()
     train_step()  # cold start and compilation stay out of the profile
@@ -114,34 +115,29 @@ def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str
         if case.mode == "infer":  # the step scope inside the grad-mode switch: the forward, and only it
             with torch.inference_mode(), prep.autocast(), torch.profiler.record_function(STEP):
                 prep.callable(prep.x)
-                if case.device == "cuda":
-                    torch.cuda.synchronize()
+                device.synchronize()
         else:
             with torch.profiler.record_function(STEP):
                 train_step()
-                if case.device == "cuda":
-                    torch.cuda.synchronize()
+                device.synchronize()
 
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if case.device == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    use_device = device.profile_device_time
     with _Scopes(prep.model), torch.profiler.profile(
-        activities=activities,
+        activities=device.profiler_activities(),
         schedule=torch.profiler.schedule(wait=1, warmup=1, active=steps, repeat=1),
         on_trace_ready=torch.profiler.tensorboard_trace_handler(str(trace_dir), worker_name=case_slug(case),
                                                                use_gzip=True),
-        record_shapes=True, profile_memory=True, with_stack=case.device == "cuda",
+        record_shapes=True, profile_memory=True, with_stack=use_device,
     ) as prof:
         for _ in range(2 + steps):
             step()
             prof.step()
     timeline = None
-    if case.device == "cuda":
+    if use_device:
         timeline = trace_dir / "memory_timeline.html"
         with contextlib.suppress(Exception):  # an optional view: its absence is not worth failing the profile
-            prof.export_memory_timeline(str(timeline), device="cuda:0")
+            prof.export_memory_timeline(str(timeline), device=str(device.torch_device()))
         timeline = timeline if timeline.exists() else None
-    use_device = case.device == "cuda"
     events = prof.events()
     per_layer: dict[str, float] = {}
     backward: dict[str, float] = {}
@@ -164,16 +160,31 @@ def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str
             total = getattr(e, "device_time_total", 0.0) if use_device else e.cpu_time_total
             backward[layer] = backward.get(layer, 0.0) + total
     step_ms = step_total / steps / 1e3
-    top = sorted(prof.key_averages(), key=lambda a: a.self_cpu_time_total, reverse=True)
-    top_ops = tuple({"operator": a.key, "calls": a.count, "self_cpu_ms": a.self_cpu_time_total / steps / 1e3,
-                     "cpu_total_ms": a.cpu_time_total / steps / 1e3}
-                    for a in top if not a.key.startswith(SCOPE) and a.key != STEP and not a.key.startswith("ProfilerStep"))[:20]
+    top_ops = _top_ops(prof.key_averages(), steps, use_device)
     layers = _join(case, {k: v / steps / 1e3 for k, v in per_layer.items()},
                    {k: v / steps / 1e3 for k, v in backward.items()} if case.mode == "train" else None, step_ms)
     files = tuple(sorted(trace_dir.glob("*.pt.trace.json.gz")))
     result = ProfileResult(case, trace_dir, files, step_ms, layers, top_ops, timeline)
     (trace_dir / SUMMARY).write_text(json.dumps(summary(result), indent=1, default=str))
     return result
+
+
+def _top_ops(averages: Any, steps: int, by_device: bool) -> tuple[dict[str, Any], ...]:
+    """The 20 operators with the most self time per step: device time on a device that has its own (a GPU's
+    kernels, not the CPU time that launched them), CPU time otherwise."""
+    def self_time(a: Any) -> float:
+        return getattr(a, "self_device_time_total", 0.0) if by_device else a.self_cpu_time_total
+
+    ops = [a for a in averages
+           if not a.key.startswith(SCOPE) and a.key != STEP and not a.key.startswith("ProfilerStep")]
+    rows = []
+    for a in sorted(ops, key=self_time, reverse=True)[:20]:
+        row = {"operator": a.key, "calls": a.count, "self_cpu_ms": a.self_cpu_time_total / steps / 1e3,
+               "cpu_total_ms": a.cpu_time_total / steps / 1e3}
+        if by_device:
+            row["self_device_ms"] = self_time(a) / steps / 1e3
+        rows.append(row)
+    return tuple(rows)
 
 
 def summary(result: ProfileResult) -> dict[str, Any]:

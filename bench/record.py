@@ -51,6 +51,27 @@ class Pairing:
 
 
 @dataclass(frozen=True)
+class GpuState:
+    """A GPU at one moment, from NVML (``bench.telemetry``): read at the start and at the end of sampling."""
+
+    sm_clock_mhz: int
+    mem_clock_mhz: int
+    power_w: float
+    temperature_c: int
+    clock_event_reasons: str  # NVML's throttle reasons by name, comma-separated ("" none): "gpu_idle,sw_power_cap"
+    other_processes: int  # processes on the GPU other than the worker
+
+
+@dataclass(frozen=True)
+class CompileCounts:
+    """What Dynamo did for a compiled case (``torch._dynamo.utils.counters``, cleared when the case starts)."""
+
+    graphs: int  # graphs compiled: cold start, warm-up and sampling
+    graph_breaks: int  # graph breaks met while compiling them
+    recompiles: int  # frames compiled again while sampling: 0 in a steady state
+
+
+@dataclass(frozen=True)
 class Result:
     """One measurement: the case, its raw samples, its status. Statistics derive from the samples."""
 
@@ -89,12 +110,17 @@ class Result:
     # the p50's interval comes from these; and, in a group, the pairing with the reference
     round_medians_ns: tuple[int, ...] = ()
     pairing: Optional[Pairing] = None
+    # a GPU case's telemetry where nvidia-ml-py answers (bench.telemetry): at the start and the end of sampling
+    gpu_start: Optional[GpuState] = None
+    gpu_end: Optional[GpuState] = None
+    compile_counts: Optional[CompileCounts] = None  # a compiled case's
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["case"] = self.case.to_dict()
-        if self.pairing is None:
-            data.pop("pairing")
+        for key in ("pairing", *ATTACHED):  # absent rather than null: older readers never see them
+            if data[key] is None:
+                data.pop(key)
         if not self.round_medians_ns:
             data.pop("round_medians_ns")
         return data
@@ -107,8 +133,19 @@ class Result:
             data[key] = tuple(data.get(key) or ())
         if data.get("pairing") is not None:
             data["pairing"] = Pairing(**data["pairing"])
+        data.update(attached(data))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# the Result fields that hold a record of their own, each stored in a table of its own (bench.store)
+ATTACHED = {"gpu_start": GpuState, "gpu_end": GpuState, "compile_counts": CompileCounts}
+
+
+def attached(data: dict[str, Any]) -> dict[str, Any]:
+    """The ATTACHED fields in ``data`` (a worker's JSON reply, a run file) as their records."""
+    return {key: kind(**data[key]) if isinstance(data.get(key), dict) else data.get(key)
+            for key, kind in ATTACHED.items() if key in data}
 
 
 def failed_checks(figures: dict[str, Any]) -> list[str]:
@@ -143,5 +180,5 @@ def tally(labels: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(labels).items()))
 
 
-__all__ = ["Result", "Pairing", "STATUSES", "CHECKS", "failed_checks", "invalid_reason", "timing_status",
+__all__ = ["Result", "Pairing", "GpuState", "CompileCounts", "ATTACHED", "attached", "STATUSES", "CHECKS", "failed_checks", "invalid_reason", "timing_status",
            "tally"]

@@ -269,15 +269,15 @@ def plot_roofline(frame: pd.DataFrame, calibrations: dict[str, float]) -> Option
 
 def plot_memory(frame: pd.DataFrame) -> Optional[str]:
     data = frame.copy()
-    data["measured_mib"] = data["cuda_peak_allocated_bytes"].where(data["device"] == "cuda",
-                                                                   data["cpu_peak_rss_delta_bytes"]) / MIB
+    on_gpu = data["cuda_peak_allocated_bytes"].notna()  # cuda, cuda:1, ...: the allocator's peak
+    data["measured_mib"] = data["cuda_peak_allocated_bytes"].where(on_gpu, data["cpu_peak_rss_delta_bytes"]) / MIB
     data = data[data["measured_mib"].notna()]
     if data.empty:
         return None
     _, sns = _mpl()
     width = data["precision"].map(_weight_bytes)
     # CPU figures are above the RSS once the model is built, so its parameters are not in them; CUDA peaks include them
-    params_bytes = (data["params"] * width).where(data["device"] == "cuda", 0)
+    params_bytes = (data["params"] * width).where(data["cuda_peak_allocated_bytes"].notna(), 0)
     data["analytic_mib"] = (params_bytes + data["activation_bytes"]) / MIB
     fig, panels = _facets(sorted(data["model"].unique()), 3, 4.2, 3.2)
     for ax, model in panels:
@@ -347,9 +347,11 @@ def static_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def failure_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    bad = frame[frame["status"].isin(NOT_OK)].sort_values(["status", "case_key"])
-    return [{"run_id": r["run_id"], "case": r["case_key"], "status": r["status"], "reason": r["reason"]}
-            for _, r in bad.iterrows()]
+    """Cases that failed, and measured cases with warnings (a throttled or shared GPU): their reasons."""
+    warned = frame["warnings"].fillna("").astype(str).ne("") if "warnings" in frame else False
+    bad = frame[frame["status"].isin(NOT_OK) | warned].sort_values(["status", "case_key"])
+    return [{"run_id": r["run_id"], "case": r["case_key"], "status": r["status"],
+             "reason": "; ".join(filter(None, [r["reason"], r.get("warnings")]))} for _, r in bad.iterrows()]
 
 
 # -- the page -----------------------------------------------------------------------------------

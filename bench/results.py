@@ -13,12 +13,16 @@ runs with a shorter track), ``throughput_img_s``
 the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
 median) and ``peak_fraction`` (of the run's matmul calibration for that device,
 dtype and thread count); for CUDA also ``host_latency_ms_p50`` (the host's enqueue time per iteration) and
-``launch_bound``.
+``launch_bound``; for a GPU with nvidia-ml-py its telemetry at the start and end of sampling
+(``gpu_*_start/_end``, ``gpu_throttled``, ``gpu_shared``); for a compiled case Dynamo's ``compile_graphs``,
+``compile_graph_breaks`` and ``compile_recompiles`` (while sampling). ``warnings``: what makes a measured time
+less than it seems (a throttled or shared GPU, a recompile while sampling), with what to do; "" when nothing does.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,10 +32,14 @@ from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
 from .probe import Track, speed_during, spread
-from .record import Pairing, Result
+from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
+from .telemetry import THROTTLING, shared, throttled
 from .stats import median, median_ci, median_ci_rel, rerun_interval, summarize
 from .store import Store, open_store
 from .table import EXPORT_FORMATS
+
+GPU_FIELDS = tuple(f.name for f in fields(GpuState))
+COMPILE_FIELDS = tuple(f.name for f in fields(CompileCounts))
 
 
 
@@ -41,7 +49,7 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
     row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
     row["input_shape"] = "x".join(map(str, case.input_shape))
     data = result.to_dict()
-    for key in ("case", "samples_ns", "host_samples_ns", "round_medians_ns", "pairing"):
+    for key in ("case", "samples_ns", "host_samples_ns", "round_medians_ns", "pairing", *ATTACHED):
         data.pop(key, None)
     row.update(data)
     samples_ms = [s / 1e6 for s in result.samples_ns]
@@ -70,7 +78,40 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
     row["peak_fraction"] = row["achieved_gflop_s"] / peak if peak else math.nan
     row["host_latency_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
     row["launch_bound"] = launch_bound(row["host_latency_ms_p50"], p50) if result.host_samples_ns else None
+    row.update(gpu_columns(result.gpu_start, result.gpu_end))
+    counts = result.compile_counts
+    row.update({f"compile_{name}": getattr(counts, name) if counts else None for name in COMPILE_FIELDS})
+    row["warnings"] = "; ".join(case_warnings(row))
     return row
+
+
+def gpu_columns(start: Optional[GpuState], end: Optional[GpuState]) -> dict[str, Any]:
+    """A GPU case's telemetry (``bench.telemetry``): each reading's fields at the start and the end of sampling
+    (``gpu_sm_clock_mhz_start``, ``gpu_power_w_end``, ...), and whether either showed throttling or another
+    process; empty without a reading (CPU cases, no nvidia-ml-py)."""
+    row: dict[str, Any] = {f"gpu_{name}_{at}": getattr(state, name) if state else None
+                           for at, state in (("start", start), ("end", end)) for name in GPU_FIELDS}
+    row["gpu_throttled"] = throttled(start, end)
+    row["gpu_shared"] = shared(start, end)
+    return row
+
+
+def case_warnings(row: dict[str, Any]) -> list[str]:
+    """What makes a measured case's time less than it seems, each with what to do (the row's ``warnings``)."""
+    out = []
+    if row.get("gpu_throttled"):
+        seen = {r for at in ("start", "end") for r in (row[f"gpu_clock_event_reasons_{at}"] or "").split(",")}
+        out.append(f"the GPU throttled while sampling ({', '.join(sorted(seen & THROTTLING))}): the time is the "
+                   "slowed clock's; let it cool or lift the power cap, and rerun")
+    if row.get("gpu_shared"):
+        others = max(row[f"gpu_other_processes_{at}"] or 0 for at in ("start", "end"))
+        out.append(f"{others} other process{'es' if others != 1 else ''} on the GPU while sampling: the time is "
+                   "shared; rerun on an idle GPU")
+    if row.get("compile_recompiles"):
+        n = row["compile_recompiles"]
+        out.append(f"Dynamo recompiled {n} time{'s' if n != 1 else ''} while sampling: the steady state was not "
+                   "one (guards failing on shapes or values); find why with TORCH_LOGS=recompiles")
+    return out
 
 
 def _nan_if_none(value: Optional[float]) -> float:

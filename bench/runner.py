@@ -35,27 +35,30 @@ the part is in the group's label. A group is committed as a whole, so
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import json
 import math
+import os
 import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from . import environment, instructions, processes
 from .analysis import analyse
 from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure
+from .devices import device_of
 from .errors import BadInput, BadValue
 from .group import Arm, Member, paired_rounds, run_group
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
 from .probe import probe_gflop_s
-from .record import Pairing, Result, invalid_reason, timing_status
+from .record import Pairing, Result, attached, invalid_reason, timing_status
 from .stats import median_ci, median_ci_rel, paired_figures
 from .store import Store
 from .suites import Suite
@@ -138,6 +141,27 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> Optional[str]:
     return (err or b"").decode(errors="replace")
 
 
+CALIBRATE_TIMEOUT_S = 300.0  # one short matmul per device, dtype and thread count, CUDA start-up included
+
+
+def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, float]:
+    """The matmul peaks (``bench.calibrate``) measured with the run's backend flags: in a worker of its own
+    (``--isolation process``), or here after ``set_backends`` (``--isolation none``). A calibration that
+    fails or passes its limit leaves the run without peaks (its rows without peak fractions), not failed."""
+    unique = sorted({(c.device, c.precision, c.threads) for c in cases})
+    few = [Case("calibration", device=d, precision=p, threads=t) for d, p, t in unique]
+    if options.isolation == "none":
+        set_backends(options.tf32, options.cudnn_benchmark)
+        return calibrate(few, options.calibrate_seconds)
+    with tempfile.TemporaryDirectory(prefix="cnnbench-calibrate-") as tmp:
+        request, answer = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request.write_text(json.dumps({"cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds,
+                                       "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark}))
+        proc = processes.start("bench.calibrate", [str(request), str(answer)])
+        _wait(proc, CALIBRATE_TIMEOUT_S)
+        return json.loads(answer.read_text())["peaks"] if answer.exists() else {}
+
+
 def profile_isolated(case: Case, out: str, run_id: str) -> str:
     """``cnnbench profile`` of a measured case in its own process, after the measurement, never during it.
 
@@ -160,7 +184,7 @@ def run_in_process(case: Case, sampling: Measure, options: RunOptions) -> Result
     """One case in the runner's process (``--isolation none``): Dynamo's caches are reset first, so that a
     compiled case does not find the graphs of the one before."""
     set_backends(options.tf32, options.cudnn_benchmark)
-    if case.compiler == "compile":
+    if case.compile_mode:
         import torch._dynamo
 
         torch._dynamo.reset()
@@ -187,8 +211,12 @@ def run_settings(suite: Suite, cases: list[Case], options: RunOptions) -> dict[s
 
 
 def check_options(cases: list[Case], options: RunOptions) -> None:
-    """Refuse options that cannot work for these cases, before anything is measured or stored."""
+    """Refuse devices and options that cannot work for these cases, before anything is measured or stored."""
     gpu = sorted({case.device for case in cases} - {"cpu"})
+    for name in gpu:
+        missing = device_of(name).missing()
+        if missing:
+            raise BadValue(missing)
     if options.memory_limit_bytes and gpu:
         raise BadValue(f"--worker-memory-limit caps a worker's address space, which {', '.join(gpu)} reserves far "
                        "beyond any limit (every case would be oom): use it for CPU-only suites")
@@ -200,11 +228,9 @@ def start_run(store: Store, suite: Suite, options: RunOptions, machine: Optional
     cases = suite.cases()
     check_options(cases, options)
     options = replace(options, group=options.group or suite.group)
-    env = environment.collect()
-    # what the workers run with, not what this process happens to have
-    env.update(tf32_matmul=options.tf32, tf32_cudnn=options.tf32, cudnn_benchmark=options.cudnn_benchmark,
-               threads=sorted({c.threads for c in cases}))
-    peaks = calibrate(cases, options.calibrate_seconds)
+    env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
+    env["threads"] = sorted({c.threads for c in cases})
+    peaks = calibrate_isolated(cases, options)
     return store.new_run(suite=suite.name, suite_json=suite.to_dict(), environment=env, calibration=peaks,
                          settings=run_settings(suite, cases, options), cases_total=len(cases),
                          machine=machine or env["hostname"])
@@ -222,9 +248,36 @@ def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]
     return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions(**settings["options"])
 
 
+@contextlib.contextmanager
+def fresh_inductor_cache() -> Iterator[str]:
+    """An empty Inductor cache for the run (``TORCHINDUCTOR_CACHE_DIR``, which workers inherit, removed
+    afterwards): a compiled case's cold start compiles from nothing in every run, so cold starts compare across
+    runs, not against whatever an earlier run left in the user's cache."""
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="cnnbench-inductor-", ignore_cleanup_errors=True) as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        try:
+            yield folder
+        finally:
+            if saved is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
+
+
+def _in_fresh_inductor_cache(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with fresh_inductor_cache():
+            return func(*args, **kwargs)
+    return wrapper
+
+
+@_in_fresh_inductor_cache
 def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
             on_result: Callable[[Result], None] = lambda r: None) -> None:
-    """Measure every pending case of a run, committing each case (or group) before the next starts."""
+    """Measure every pending case of a run, committing each case (or group) before the next starts, with an
+    Inductor cache of the run's own (``fresh_inductor_cache``)."""
     todo, sampling, options = pending(store, run_id)
     one = run_isolated if options.isolation == "process" else run_in_process
     grouping = options.group if options.isolation == "process" else "none"
@@ -392,7 +445,6 @@ def _member_result(member: Member, reference: Member, rounds: int, stop: str, la
     if not member.active:
         return Result(status=member.status, reason=member.reason, **common)
     round_ns = tuple(r for r in member.round_ns if r is not None)
-    timer = "cuda-event" if case.device == "cuda" else "perf_counter_ns"
     why = invalid_reason(case, member.figures)
     status, reason = ("invalid", why) if why else timing_status(round_ns, stop, sampling)
     pairing = Pairing(group=label, reference=reference.arm.case.key, members=size)
@@ -401,6 +453,11 @@ def _member_result(member: Member, reference: Member, rounds: int, stop: str, la
         base, mine = paired_rounds(member, reference)
         if base:
             pairing = replace(pairing, rounds=len(base), **paired_figures(base, mine))
-    return Result(status=status, reason=reason, samples_ns=tuple(member.samples_ns), timer=timer,
+    return Result(status=status, reason=reason, samples_ns=tuple(member.samples_ns), timer=device_of(case.device).timer,
                   stop_reason="max samples" if stop == "max rounds" else stop, round_medians_ns=round_ns,
-                  pairing=pairing, **member.memory, **common)
+                  pairing=pairing, **_finish_figures(member.memory), **common)
+
+
+def _finish_figures(reply: dict[str, Any]) -> dict[str, Any]:
+    """A worker's finish reply as Result fields: its memory figures, its GPU readings and compile counts."""
+    return {**reply, **attached(reply)}

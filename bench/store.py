@@ -27,6 +27,9 @@ refused with one line, before anything is written.
     pairings (result_id, group_label, reference, members, rounds, ratio, ratio_ci_low, ratio_ci_high, p_value)
               a grouped case against its group's reference (bench.record.Pairing)
     track    (run_id, at, gflop_s)   the machine-speed probe (bench.probe), measured between groups
+    gpu_states (result_id, at, the fields of bench.record.GpuState)   at: "start" or "end" of sampling;
+              a GPU case's telemetry (bench.telemetry)
+    compile_counts (result_id, graphs, graph_breaks, recompiles)   a compiled case's Dynamo counters
     cnnbench_meta (key, value)   schema_version: 2, the level a cnnbench before Alembic checks
     alembic_version (version_num)  the revision of bench/migrations/versions/ the store is at
 
@@ -54,7 +57,7 @@ from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from .cases import Case
 from . import migrate
 from .errors import BadValue, StoreError, Unavailable, cannot, first_line
-from .record import Pairing, Result
+from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
 
 SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("results") / "cnnbench.db"
@@ -81,7 +84,7 @@ _CASE_COLUMNS = [sa.Column(f.name, sa.Integer if f.type in ("int", int) else sa.
 _TYPES = {"int": sa.BigInteger, "Optional[int]": sa.BigInteger, "float": sa.Float, "Optional[float]": sa.Float,
           "Optional[bool]": sa.Boolean, "str": sa.Text, "Optional[str]": sa.Text}
 _RESULT_FIELDS = [f for f in fields(Result)
-                  if f.name not in ("case", "samples_ns", "host_samples_ns", "round_medians_ns", "pairing")]
+                  if f.name not in ("case", "samples_ns", "host_samples_ns", "round_medians_ns", "pairing", *ATTACHED)]
 results = sa.Table(
     "results", _meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -115,6 +118,18 @@ track_table = sa.Table(
     sa.Column("at", sa.Float, primary_key=True),  # unix time
     sa.Column("gflop_s", sa.Float, nullable=False),
 )
+gpu_states = sa.Table(
+    "gpu_states", _meta,
+    sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True),
+    sa.Column("at", sa.String(8), primary_key=True),  # "start" or "end" of sampling
+    *[sa.Column(f.name, _TYPES[str(f.type)], nullable=False) for f in fields(GpuState)],
+)
+compile_counts = sa.Table(
+    "compile_counts", _meta,
+    sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True),
+    *[sa.Column(f.name, _TYPES[str(f.type)], nullable=False) for f in fields(CompileCounts)],
+)
+_GPU_AT = {"start": "gpu_start", "end": "gpu_end"}
 _KINDS = {"timed": "samples_ns", "host": "host_samples_ns", "round": "round_medians_ns"}
 
 
@@ -371,6 +386,12 @@ class Store:
         if result.pairing is not None:
             pairing = {("group_label" if k == "group" else k): v for k, v in asdict(result.pairing).items()}
             conn.execute(sa.insert(pairings).values(result_id=result_id, **pairing))
+        for at, name in _GPU_AT.items():
+            state = getattr(result, name)
+            if state is not None:
+                conn.execute(sa.insert(gpu_states).values(result_id=result_id, at=at, **asdict(state)))
+        if result.compile_counts is not None:
+            conn.execute(sa.insert(compile_counts).values(result_id=result_id, **asdict(result.compile_counts)))
 
     def results(self, run_id: str) -> list[Result]:
         with self.engine.connect() as conn:
@@ -378,6 +399,8 @@ class Store:
                                      .order_by(results.c.id)).mappings())
             kept: dict[tuple[int, str], list[int]] = {}
             paired: dict[int, Pairing] = {}
+            states: dict[tuple[int, str], GpuState] = {}
+            compiled: dict[int, CompileCounts] = {}
             ids = [r["id"] for r in rows]
             for chunk in range(0, len(ids), 500):
                 query = sa.select(samples).where(samples.c.result_id.in_(ids[chunk:chunk + 500]))
@@ -388,13 +411,24 @@ class Store:
                     for p in conn.execute(query).mappings():
                         data = {("group" if k == "group_label" else k): v for k, v in p.items() if k != "result_id"}
                         paired[p["result_id"]] = Pairing(**data)
+                if "gpu_states" in self.tables:
+                    query = sa.select(gpu_states).where(gpu_states.c.result_id.in_(ids[chunk:chunk + 500]))
+                    for g in conn.execute(query).mappings():
+                        state = {k: v for k, v in g.items() if k not in ("result_id", "at")}
+                        states[(g["result_id"], _GPU_AT[g["at"]])] = GpuState(**state)
+                if "compile_counts" in self.tables:
+                    query = sa.select(compile_counts).where(compile_counts.c.result_id.in_(ids[chunk:chunk + 500]))
+                    for c in conn.execute(query).mappings():
+                        compiled[c["result_id"]] = CompileCounts(**{k: v for k, v in c.items() if k != "result_id"})
         out = []
         for r in rows:
             case = {f.name: r[f.name] for f in fields(Case)}
             case["input_shape"] = tuple(int(v) for v in r["input_shape"].split("x"))
             data = {f.name: r[f.name] for f in _RESULT_FIELDS if f.name in r}
             series = {name: tuple(kept.get((r["id"], kind), ())) for kind, name in _KINDS.items()}
-            out.append(Result(case=Case.from_dict(case), pairing=paired.get(r["id"]), **series, **data))
+            gpu = {name: states.get((r["id"], name)) for name in _GPU_AT.values()}
+            out.append(Result(case=Case.from_dict(case), pairing=paired.get(r["id"]), compile_counts=compiled.get(r["id"]),
+                              **series, **gpu, **data))
         return out
 
 

@@ -75,6 +75,20 @@ def one_of(value: Any, allowed: Sequence[str], what: str) -> str:
     return value
 
 
+def device(value: Any, kinds: Sequence[str] = ("cpu", "cuda")) -> str:
+    """A device: a kind ("cpu", "cuda") or one GPU by its index ("cuda:1"). "cuda:0" is "cuda", the first
+    visible GPU, so that a case has one key whichever way it was asked for; the host takes no index."""
+    text = str(value).strip()
+    kind, colon, index = text.partition(":")
+    if kind in kinds and not colon:
+        return kind
+    if kind in kinds and kind != "cpu" and _DIGITS.fullmatch(index) and int(index) < 4096:
+        return kind if int(index) == 0 else f"{kind}:{int(index)}"
+    accel = [k for k in kinds if k != "cpu"]
+    raise BadValue(f"device must be one of {', '.join(kinds)}, or {'/'.join(accel)}:N for one GPU by its index "
+                   f"(e.g. {accel[0]}:1), got {value!r}")
+
+
 def batch_size(value: Any) -> int:
     return positive_int(value, "batch size")
 

@@ -209,6 +209,8 @@ def profile(result: Any, out: str, fmt: str) -> str:
         "top operators by self time:",
         render_table(list(result.top_ops)[:10], [
             Column("operator", "operator", align="<"), Column("calls", "calls"),
+            *([Column("self_device_ms", "self device (ms/step)", scaled(1, 3))]
+              if result.top_ops and "self_device_ms" in result.top_ops[0] else []),
             Column("self_cpu_ms", "self CPU (ms/step)", scaled(1, 3)),
             Column("cpu_total_ms", "CPU total (ms/step)", scaled(1, 3)),
         ]),

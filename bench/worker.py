@@ -22,7 +22,7 @@ Method
     longer than a block makes each block one iteration: the rule is then the
     median's CI over the iterations.
 
-    **Timers.** CPU: ``time.perf_counter_ns`` around each iteration. CUDA: a pair
+    **Timers** (each device's, in ``bench.devices``). CPU: ``time.perf_counter_ns`` around each iteration. CUDA: a pair
     of CUDA events around each iteration, with no synchronisation inside the
     timed loop: iterations run in blocks, the host synchronises once at the end of
     a block, then reads the events; the host's own wall time per iteration
@@ -39,6 +39,13 @@ Method
     not the fp32 reference, the cast copies or cuDNN's autotuning workspaces of
     set-up (``start_memory_window``).
 
+    **Telemetry** (a GPU with nvidia-ml-py, ``bench.telemetry``): the GPU's
+    clocks, power, temperature, throttle reasons and other processes, read once
+    the memory window opens and again when sampling ends. **Compile**: for a
+    compiled case, Dynamo's graphs and graph breaks over the whole case and the
+    frames it compiled again while sampling (``bench.prepare.CompileWatch``); a
+    recompile there means the steady state was not one, a warning in the row.
+
     A failed validity check makes the case ``invalid``, with the check named.
 """
 
@@ -52,14 +59,14 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-import torch
-
 from . import processes
 from .cases import BLOCK_S, Case, Measure
-from .prepare import Skip, failure, get_ready, set_backends, skip_reason
+from .devices import device_of
+from .prepare import CompileWatch, Skip, failure, get_ready, set_backends, skip_reason
 from .record import Result, invalid_reason, timing_status
 from .stats import median, median_ci_rel
 from .zoo import load_plugins
@@ -109,22 +116,10 @@ def _cpu_peak_rss() -> Iterator[dict[str, Optional[int]]]:
 
 
 def timed_block(step: Callable[[], Any], case: Case, seconds: float) -> tuple[list[int], list[int]]:
-    """Iterations for ``seconds`` (at least one), one sample each: (samples ns, host ns per iteration; CUDA
-    only). The unit of sampling: of a case alone (``sample``) and of an interleaved round (``serve``)."""
-    samples: list[int] = []
-    host: list[int] = []
-    deadline = time.perf_counter() + seconds
-    if case.device == "cuda":
-        while not samples or time.perf_counter() < deadline:
-            device, host_ns = _cuda_block(step, 5)
-            samples += device
-            host += host_ns
-        return samples, host
-    while not samples or time.perf_counter() < deadline:
-        t0 = time.perf_counter_ns()
-        step()
-        samples.append(time.perf_counter_ns() - t0)
-    return samples, host
+    """Iterations for ``seconds`` (at least one), one sample each, on the case's device (``bench.devices``):
+    (samples ns, host ns per iteration; CUDA only). The unit of sampling: of a case alone (``sample``) and of an
+    interleaved round (``serve``)."""
+    return device_of(case.device).timed_block(step, seconds)
 
 
 def sample(step: Callable[[], Any], case: Case, sampling: Measure,
@@ -149,20 +144,6 @@ def sample(step: Callable[[], Any], case: Case, sampling: Measure,
             return samples, host, medians, "time cap"
 
 
-def _cuda_block(step: Callable[[], Any], n: int) -> tuple[list[int], list[int]]:
-    """``n`` iterations timed by CUDA events, one synchronisation at the end: (device ns, host ns) per iteration."""
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
-    host_ns: list[int] = []
-    for start, end in events:
-        h0 = time.perf_counter_ns()
-        start.record()
-        step()
-        end.record()
-        host_ns.append(time.perf_counter_ns() - h0)
-    torch.cuda.synchronize()
-    return [round(start.elapsed_time(end) * 1e6) for start, end in events], host_ns
-
-
 def measure(case: Case, sampling: Measure) -> Result:
     """Measure one case in this process. Never raises for a case that fails: that is a Result too."""
     started, t_start = time.time(), time.perf_counter()
@@ -171,20 +152,27 @@ def measure(case: Case, sampling: Measure) -> Result:
         return Result(case=case, status=status, reason=reason, started_at=started,
                       duration_s=time.perf_counter() - t_start, **figures)
 
-    if case.device == "cpu":
-        torch.set_num_threads(case.threads)
+    device = device_of(case.device)
     try:
         reason = skip_reason(case)
         if reason:
             raise Skip(reason)
+        device.setup(case.threads)
         figures: dict[str, Any] = {}
+        watch = CompileWatch() if case.compile_mode else None
         with _cpu_peak_rss() as rss:
             step = get_ready(case, sampling.warmup_seconds, figures)
             start_memory_window(case)
+            figures["gpu_start"] = device.telemetry()
+            if watch:
+                watch.sampling_starts()
             samples, host, medians, stop = sample(step, case, sampling)
+            figures["gpu_end"] = device.telemetry()
+            if watch:
+                figures["compile_counts"] = watch.counts()
             figures.update(samples_ns=tuple(samples), host_samples_ns=tuple(host), round_medians_ns=tuple(medians),
-                           timer="cuda-event" if case.device == "cuda" else "perf_counter_ns", stop_reason=stop)
-        figures.update(_memory(case, rss))
+                           timer=device.timer, stop_reason=stop)
+        figures.update(device.memory(rss))
     except Exception as exc:  # a failing case is a row, not a crashed suite
         return done(*failure(exc))
     why = invalid_reason(case, figures)
@@ -194,20 +182,9 @@ def measure(case: Case, sampling: Measure) -> Result:
 
 
 def start_memory_window(case: Case) -> None:
-    """CUDA: what the memory peaks count from here on (see the module docstring); nothing on the CPU, whose
-    peak is measured above the resident size once the model is built."""
-    if case.device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _memory(case: Case, rss: dict[str, Optional[int]]) -> dict[str, Optional[int]]:
-    """The memory figures of a Result: CUDA's allocator peaks, or the CPU's peak RSS above its baseline."""
-    if case.device == "cuda":
-        return {"cuda_peak_allocated_bytes": torch.cuda.max_memory_allocated(),
-                "cuda_peak_reserved_bytes": torch.cuda.max_memory_reserved()}
-    return {"cpu_peak_rss_delta_bytes": rss["delta"], "cpu_rss_baseline_bytes": rss["baseline"]}
+    """What the memory peaks count from here on (see the module docstring); on the CPU nothing: its peak is
+    measured above the resident size once the model is built."""
+    device_of(case.device).start_memory_window()
 
 
 def _limit_memory(extra_bytes: int) -> None:
@@ -234,25 +211,30 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
     them) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
     figures of the worker's whole life (its peak above the baseline once built) and ends it,
-    as does the end of input. Between blocks it waits on its input, idle, while the others run.
+    as does the end of input (with the GPU's telemetry at ready and at finish, and a compiled case's Dynamo
+    counts, where there are some). Between blocks it waits on its input, idle, while the others run.
     """
     request = json.loads(next(lines))
     case, sampling = _apply_request(request)
     processes.pin(request.get("cpus"))
-    if case.device == "cpu":
-        torch.set_num_threads(case.threads)
+    device = device_of(case.device)
     figures: dict[str, Any] = {}
+    watch = CompileWatch() if case.compile_mode else None
     with _cpu_peak_rss() as rss:
         try:
             reason = skip_reason(case)
             if reason:
                 raise Skip(reason)
+            device.setup(case.threads)
             step = get_ready(case, sampling.warmup_seconds, figures)
         except Exception as exc:
             status, reason = failure(exc)
             reply({"ready": False, "status": status, "reason": reason})
             return 0
         start_memory_window(case)
+        gpu_start = device.telemetry()
+        if watch:
+            watch.sampling_starts()
         reply({"ready": True, **figures})
         finished = False
         for line in lines:
@@ -270,7 +252,8 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
                 time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the next runs
             reply({"samples_ns": samples})
     if finished:
-        reply(_memory(case, rss))
+        ends = {"gpu_start": gpu_start, "gpu_end": device.telemetry(), "compile_counts": watch and watch.counts()}
+        reply({**device.memory(rss), **{k: asdict(v) for k, v in ends.items() if v is not None}})
     return 0
 
 

@@ -279,3 +279,11 @@ def test_a_run_records_its_machine_label_and_fingerprint(tmp_path, capsys):
     assert main(["run", "--models", "lenet5", "--machine", "a b", "--store", db]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --machine must be letters, digits") and "'a b'" in err
+
+
+def test_the_environment_check_covers_the_gpu_stack_and_cudnn_benchmark():
+    base = {"cudnn_benchmark": False, "cuda_build": "12.4", "cudnn": 90100, "gpu_driver": "550.54.15"}
+    cand = {"cudnn_benchmark": True, "cuda_build": "12.6", "cudnn": 90500, "gpu_driver": "560.35.03"}
+    assert env_differences(base, cand) == ["cudnn_benchmark: False -> True", "cuda_build: '12.4' -> '12.6'",
+                                           "cudnn: 90100 -> 90500", "gpu_driver: '550.54.15' -> '560.35.03'"]
+    assert env_differences(base, dict(base)) == []

@@ -9,6 +9,7 @@ import torch
 from bench import prepare, runner, worker
 from bench.cases import Case, Measure
 from bench.cli import main
+from bench.devices import CUDA
 from bench.prepare import Prepared, set_backends, skip_reason, warm_up
 from bench.record import Result
 from bench.results import result_row
@@ -78,12 +79,12 @@ def test_warm_up_on_a_gpu_lasts_its_floor(monkeypatch):
     monkeypatch.setattr(prepare, "sync", lambda case: None)
     t0 = time.perf_counter()
     iterations, settled = warm_up(lambda: None, Case("lenet5", device="cuda"), cap_s=5.0)
-    assert time.perf_counter() - t0 >= prepare.MIN_WARMUP_S["cuda"] and settled and iterations > 6
+    assert time.perf_counter() - t0 >= CUDA.min_warmup_s and settled and iterations > 6
     iterations, _ = warm_up(lambda: time.sleep(0.001), Case("lenet5"), cap_s=5.0)
     assert iterations < 100  # the CPU has no floor: six steady iterations do
     t0 = time.perf_counter()
     warm_up(lambda: None, Case("lenet5", device="cuda"), cap_s=0.1)
-    assert time.perf_counter() - t0 < prepare.MIN_WARMUP_S["cuda"]  # the cap still caps
+    assert time.perf_counter() - t0 < CUDA.min_warmup_s  # the cap still caps
 
 
 def test_a_case_whose_host_enqueues_as_slowly_as_the_gpu_runs_is_launch_bound():

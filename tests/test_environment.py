@@ -1,6 +1,13 @@
-"""bench/environment.py: the recorded environment and the machine's fingerprint."""
+"""bench/environment.py: the recorded environment, the machine's fingerprint, the flags a run's workers use, and
+the GPUs by index."""
+
+import json
+from types import SimpleNamespace
+
+import torch
 
 from bench import environment
+from bench.cli import main
 
 HARDWARE = {"cpu_model": "Intel(R) Xeon(R) Processor", "cpu_cores_logical": 2, "gpu_name": None, "gpu_count": 0}
 
@@ -17,3 +24,46 @@ def test_collect_records_the_fingerprint_of_what_it_found():
     env = environment.collect()
     assert env["machine_fingerprint"] == environment.fingerprint(env)
     assert {"cpu_model", "cpu_cores_logical", "gpu_name", "gpu_count", "gpu_driver", "torch", "cuda_build"} <= set(env)
+
+
+def _flags():
+    b = torch.backends
+    return b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark
+
+
+def test_worker_flags_are_what_set_backends_sets_and_leave_this_process_alone():
+    before = _flags()
+    torch.backends.cudnn.allow_tf32 = True  # the process default that workers turn off
+    try:
+        assert environment.worker_flags() == {"tf32_matmul": False, "tf32_cudnn": False, "cudnn_benchmark": False}
+        assert environment.worker_flags(tf32=True, cudnn_benchmark=True) == {
+            "tf32_matmul": True, "tf32_cudnn": True, "cudnn_benchmark": True}
+        assert torch.backends.cudnn.allow_tf32 is True  # put back
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = before
+
+
+def test_env_shows_the_workers_flags_not_the_process_defaults(capsys):
+    torch.backends.cudnn.allow_tf32 = True
+    assert main(["env", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["tf32_cudnn"], shown["tf32_matmul"], shown["cudnn_benchmark"]) == (False, False, False)
+    assert main(["env", "--format", "json", "--tf32", "--cudnn-benchmark"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["tf32_cudnn"], shown["tf32_matmul"], shown["cudnn_benchmark"]) == (True, True, True)
+    assert "cuda_visible_devices" in shown and "gpu_uuids" in shown
+
+
+def test_gpu_uuids_in_nvidia_smis_spelling_by_index(monkeypatch):
+    uuids = {0: "8c5b3ab0-1d2e-4f60-9a1b-0c2d3e4f5a6b", 1: "MIG-0f1e2d3c-aaaa-bbbb-cccc-000000000001", 2: None}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace(uuid=uuids[i]))
+    assert environment.gpu_uuids() == ["GPU-8c5b3ab0-1d2e-4f60-9a1b-0c2d3e4f5a6b",
+                                       "MIG-0f1e2d3c-aaaa-bbbb-cccc-000000000001", None]
+
+
+def test_the_run_records_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert environment.collect()["cuda_visible_devices"] == "2,3"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert environment.collect()["cuda_visible_devices"] is None

@@ -244,3 +244,20 @@ def test_a_group_in_flight_when_the_runner_is_killed_is_measured_again_whole(tmp
         if result is not ref:
             assert result.pairing.reference == ref.case.key and result.pairing.rounds >= 10
     assert all(next(r for r in after if r.case.key == key) == result for key, result in before.items())
+
+
+def test_a_run_compiles_into_an_inductor_cache_of_its_own(tmp_path, monkeypatch):
+    import os
+
+    from bench import runner
+    from bench.record import Result
+
+    seen = []
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "users-cache"))
+    monkeypatch.setattr(runner, "measure", lambda case, sampling: seen.append(
+        (os.environ["TORCHINDUCTOR_CACHE_DIR"], os.listdir(os.environ["TORCHINDUCTOR_CACHE_DIR"])))
+        or Result(case=case, status="ok"))
+    run(tmp_path, {"models": ["lenet5"], "batch_sizes": [1, 2]}, RunOptions(isolation="none", group="none"))
+    (first, empty), (second, _) = seen
+    assert first == second and empty == [] and "cnnbench-inductor-" in first  # one cache for the run, empty at first
+    assert not os.path.exists(first) and os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "users-cache")

@@ -53,8 +53,8 @@ def test_a_store_from_before_pairings_and_the_track_reads_as_it_is_and_gains_the
     store.add_result(run_id, a_result(1))
     store.engine.dispose()
     with sqlite3.connect(path) as conn:  # the first form of schema 2, before Alembic and machine labels
-        for statement in ("DROP TABLE pairings", "DROP TABLE track", "DROP TABLE alembic_version",
-                          "ALTER TABLE runs DROP COLUMN machine"):
+        for statement in ("DROP TABLE pairings", "DROP TABLE track", "DROP TABLE gpu_states", "DROP TABLE compile_counts",
+                          "DROP TABLE alembic_version", "ALTER TABLE runs DROP COLUMN machine"):
             conn.execute(statement)
     before = digest(path)
     old = Store(path, create=False)
