@@ -127,10 +127,12 @@ class Case:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Case":
-        data = dict(data)
-        data["input_shape"] = tuple(data["input_shape"])
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], what: str = "case") -> "Case":
+        """From a run file, a stored run's settings or a request; a field of the wrong type is one BadValue line."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)}) if isinstance(data, dict) else []
+        if unknown:
+            raise BadValue(f"{what} has unknown fields {', '.join(map(repr, unknown))}")
+        return cls(**values.checked_fields(cls, data, what))
 
 
 @dataclass(frozen=True)

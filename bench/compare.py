@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
+from .errors import BadValue
 from .record import Result, tally
 from .stats import bootstrap_ratio_ci, iqr, mann_whitney_p, median
 
@@ -147,6 +148,20 @@ def exact_changes(baseline: Sequence[Result], candidate: Sequence[Result], toler
 def env_differences(base_env: dict, cand_env: dict) -> list[str]:
     return [f"{key}: {base_env.get(key)!r} -> {cand_env.get(key)!r}"
             for key in ENV_KEYS if base_env.get(key) != cand_env.get(key)]
+
+
+def require_coverage(rows: Sequence[CaseComparison]) -> None:
+    """The gate refuses to pass on what it did not compare: no case in common, or a baseline case the candidate
+    lacks, is BadValue (exit 2); ``compare --allow-missing`` skips this and gates on the cases in common."""
+    compared = [r for r in rows if r.verdict not in ("missing", "new")]
+    missing = [r.key for r in rows if r.verdict == "missing"]
+    if not compared:
+        raise BadValue(f"the two runs have no case in common ({len(missing)} in the baseline, "
+                       f"{len(rows) - len(missing)} in the candidate): nothing was compared, so nothing passed; "
+                       "compare runs of the same suite, or pass --allow-missing")
+    if missing:
+        raise BadValue(f"the candidate lacks {len(missing)} of the baseline's {len(missing) + len(compared)} cases "
+                       f"(first: {missing[0]!r}); pass --allow-missing to gate on the {len(compared)} in common")
 
 
 def worst_first(rows: Sequence[CaseComparison]) -> list[CaseComparison]:

@@ -238,6 +238,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     """
     request = json.loads(next(lines))
     case, sampling = _apply_request(request)
+    # its own limit while it works (build, blocks), none while it waits for the next request: the others' turns;
+    # a runner that ends closes its input, which ends the wait
+    processes.own_limit(sampling.timeout_s)
     processes.pin(request.get("cpus"))
     if case.device == "cpu":
         torch.set_num_threads(case.threads)
@@ -254,8 +257,10 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
             return 0
         start_memory_window(case)
         reply({"ready": True, **figures})
+        processes.own_limit(None)
         finished = False
         for line in lines:
+            processes.own_limit(sampling.timeout_s)
             ask = json.loads(line)
             if ask.get("finish"):
                 finished = True
@@ -269,6 +274,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
             if ask.get("settle"):
                 time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the next runs
             reply({"samples_ns": samples})
+            processes.own_limit(None)
     if finished:
         reply(_memory(case, rss))
     return 0
@@ -291,6 +297,7 @@ def main(argv: list[str]) -> int:
 
         return serve(iter(sys.stdin.readline, ""), reply)
     case, sampling = _apply_request(json.loads(Path(argv[0]).read_text()))
+    processes.own_limit(sampling.timeout_s)  # the runner's limit, kept even if the runner is gone
     result = measure(case, sampling)
     tmp = Path(argv[1] + ".tmp")
     tmp.write_text(json.dumps(result.to_dict()))
