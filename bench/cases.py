@@ -43,6 +43,18 @@ class Axis:
     product: bool = True  # a list in a suite (False: one value for every case, like input_size)
     excludable: bool = True  # may appear in a suite's exclude rules
 
+    def checked(self, text: str) -> str:
+        """A flag's text as typed (comma-separated for a product axis), every value checked by ``parse`` or
+        ``choices`` when the command line is parsed: a bad one fails before the model zoo is even loaded."""
+        what = self.field.replace("_", " ")
+        values.text(text, what)
+        for value in (v.strip() for v in (text.split(",") if self.product else [text])):
+            if value and self.parse is not None:
+                self.parse(value)
+            elif value and self.choices:
+                values.one_of(value, self.choices, what)
+        return text
+
 
 AXES: tuple[Axis, ...] = (
     Axis("model", "models", "--models", None, "comma-separated names or shell patterns, e.g. 'vgg1*,alexnet'"),

@@ -90,8 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             memory_limit_bytes=args.worker_memory_limit, group=suite.group,
         )
         check_options(cases, options)  # before any work
-        run = start_run(suite, options)
-        run_id, store = run.id, _store_of(args, create=True)
+        store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
+        run_id = (run := start_run(suite, options)).id
     with views.Progress(f"run {run_id} -> {store.label}", quiet=args.quiet or args.json) as progress:
         execute(store, run, on_start=progress.case, on_result=lambda result: progress.row(result_row(result)))
     rows = progress.rows
@@ -232,7 +232,7 @@ def _store(p: argparse.ArgumentParser, *formats: str) -> None:
 def _case_flags(p: argparse.ArgumentParser) -> None:
     for axis in CASE_AXES:
         choices = " or ".join(axis.choices) if axis.choices else axis.help
-        p.add_argument(axis.case_flag, help=f"{choices} (default: {axis.default})")
+        p.add_argument(axis.case_flag, type=axis.checked, help=f"{choices} (default: {axis.default})")
 
 
 def _threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", help="built-in suite (quick, cpu-full, gpu, ci) or a TOML file (default: quick, "
                                    "or [tool.cnnbench] of ./pyproject.toml)")
     for axis in AXES:
-        p.add_argument(axis.run_flag, help=f"{axis.help} (default: the suite's)")
+        p.add_argument(axis.run_flag, type=axis.checked, help=f"{axis.help} (default: the suite's)")
     p.add_argument("--max-seconds", type=option(seconds, "--max-seconds"), help="time cap on sampling a case, s")
     p.add_argument("--timeout", type=option(seconds, "--timeout"), help="a worker's whole limit, s (default 600)")
     p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
