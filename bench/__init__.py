@@ -1,7 +1,7 @@
 """cnnbench: a comparative benchmarking and profiling harness for classic CNNs.
 
-The flow, one module a job, read top to bottom (the record, cases, stats, values
-and errors import no torch; models in classic_cnns never import the harness;
+The flow, one module a job, read top to bottom (the record, cases, stats, values,
+escape and errors import no torch; models in classic_cnns never import the harness;
 nothing imports cli):
 
     what to measure    zoo (model names, plugins) -> analysis (static params, MACs, bytes; catalog caches
@@ -17,9 +17,9 @@ nothing imports cli):
                        (tidy DataFrames), pytest_import, merge (runs from other stores and run files)
     reading            stats (every statistical method) -> compare (verdicts, the gate's rule) ->
                        confirm (compare --confirm) ; report (the HTML page)
-    the edges          values (every user-typed value checked once), errors (the one error tree),
-                       precision (the precision table), table and views (terminal output), cli (with
-                       flags, its shared option groups)
+    the edges          values (every user-typed value checked once), escape (names made safe as paths,
+                       terminal text, Markdown, links), errors (the one error tree), precision (the precision
+                       table), table and views (terminal output), cli (with flags, its shared option groups)
 """
 
 __version__ = "0.1.0"

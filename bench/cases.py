@@ -47,6 +47,18 @@ class Axis:
     product: bool = True  # a list in a suite (False: one value for every case, like input_size)
     excludable: bool = True  # may appear in a suite's exclude rules
 
+    def checked(self, text: str) -> str:
+        """A flag's text as typed (comma-separated for a product axis), every value checked by ``parse`` or
+        ``choices`` when the command line is parsed: a bad one fails before the model zoo is even loaded."""
+        what = self.field.replace("_", " ")
+        values.text(text, what)
+        for value in (v.strip() for v in (text.split(",") if self.product else [text])):
+            if value and self.parse is not None:
+                self.parse(value)
+            elif value and self.choices:
+                values.one_of(value, self.choices, what)
+        return text
+
 
 AXES: tuple[Axis, ...] = (
     Axis("model", "models", "--models", None, "comma-separated names or shell patterns, e.g. 'vgg1*,alexnet'"),
@@ -139,10 +151,12 @@ class Case:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Case":
-        data = dict(data)
-        data["input_shape"] = tuple(data["input_shape"])
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], what: str = "case") -> "Case":
+        """From a run file, a stored run's settings or a request; a field of the wrong type is one BadValue line."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)}) if isinstance(data, dict) else []
+        if unknown:
+            raise BadValue(f"{what} has unknown fields {', '.join(map(repr, unknown))}")
+        return cls(**values.checked_fields(cls, data, what))
 
 
 @dataclass(frozen=True)

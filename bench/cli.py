@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any, Optional, Sequence
 
-from . import views
+from . import escape, views
 from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError
@@ -30,14 +30,10 @@ def _store_of(args: argparse.Namespace, create: bool = False, upgrade: bool = Fa
     return open_store(args.store, create=create, upgrade=create or upgrade)
 
 
-def _run_id(store: Any, spec: str) -> str:
-    return store.latest_run_id() if spec == "latest" else spec
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from .catalog import list_rows
 
-    print(views.model_list(list_rows(args.pattern), args.format))
+    views.show(views.model_list(list_rows(args.pattern), args.format))
     return 0
 
 
@@ -45,14 +41,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .analysis import analyse, layer_rows
 
     a = analyse(args.model, batch_size=args.batch_size, input_shape=args.input_size, dtype=args.dtype)
-    print(views.inspection(a, layer_rows(a), args.format))
+    views.show(views.inspection(a, layer_rows(a), args.format))
     return 0
 
 
 def cmd_env(args: argparse.Namespace) -> int:
     from .environment import collect
 
-    print(views.environment(collect(args.tf32, args.cudnn_benchmark), args.format))
+    views.show(views.environment(collect(args.tf32, args.cudnn_benchmark), args.format))
     return 0
 
 
@@ -62,15 +58,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .suites import suite_from_flags
 
     if args.resume:
-        store = _store_of(args, upgrade=True)
-        run_id = args.resume
-        store.run(run_id)  # an unknown id fails here
+        changed = [f"--{k.replace('_', '-')}" for defaults in [vars(build_parser().parse_args(["run"]))]
+                   for k, v in vars(args).items() if k not in ("resume", "store", "quiet", "json") and v != defaults[k]]
+        if changed:
+            raise BadValue(f"--resume measures a run as it was started; {', '.join(changed)} would change it")
+        run = run_id = args.resume
+        (store := _store_of(args, upgrade=True)).run(run_id)  # an unknown id fails here
     else:
         suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, dest(axis.run_flag)) for axis in AXES},
                                  max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
         cases = suite.cases()
         if args.dry_run:
-            print("\n".join(case.key for case in cases))
+            views.show("\n".join(case.key for case in cases))
             print(f"{len(cases)} cases in suite {suite.name!r}", file=sys.stderr)
             return 0
         options = RunOptions(
@@ -78,34 +77,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
             memory_limit_bytes=args.worker_memory_limit, group=suite.group,
         )
-        check_options(cases, options)  # before the store is made
-        run_id = start_run(store := _store_of(args, create=True), suite, options, machine=args.machine)
-    rows: list[dict[str, Any]] = []
-    progress = None if args.quiet or args.json else views.Progress(f"run {run_id} -> {store.label}")
-
-    def on_result(result) -> None:
-        rows.append(result_row(result))
-        if progress is not None:
-            progress.line(views.case_line(rows[-1]))
-
-    try:
-        execute(store, run_id, on_start=progress.case if progress else lambda *a: None, on_result=on_result)
-    finally:
-        if progress is not None:
-            progress.stop()
-    print(views.run_summary(run_id, store.label, tally(row["status"] for row in rows), rows, args.json))
+        check_options(cases, options)  # before any work
+        store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
+        run_id = (run := start_run(suite, options, machine=args.machine)).id
+    with views.Progress(f"run {run_id} -> {store.label}", quiet=args.quiet or args.json) as progress:
+        execute(store, run, on_start=progress.case, on_result=lambda result: progress.row(result_row(result)))
+    rows = progress.rows
+    views.show(views.run_summary(run_id, store.label, tally(row["status"] for row in rows), rows, args.json))
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    print(views.run_list(_store_of(args).list_runs(), args.format))
+    views.show(views.run_list(_store_of(args).list_runs(), args.format))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .results import export
+    from .runfile import run_id
 
-    where = export(_run_id(store := _store_of(args), args.run_id), args.format, args.output, store, track=args.track)
+    where = export(run_id(store := _store_of(args), args.run_id), args.format, args.output, store, track=args.track)
     if where != "-":
         print(f"wrote {where}", file=sys.stderr)
     return 0
@@ -118,24 +109,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_ids = list(args.run_ids) + ([store.latest_run_id()] if args.latest else [])
     if not run_ids:
         raise BadValue("name the runs to report (see 'cnnbench runs') or pass --latest")
-    print(write_report(store, run_ids, args.output, profiles_root=args.profiles).resolve())
+    views.show(str(write_report(store, run_ids, args.output, profiles_root=args.profiles).resolve()))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import comparable, compare_runs, document, exact_changes, worst_first
+    from .compare import comparable, compare_runs, document, exact_changes, require_coverage, worst_first
     from .runfile import load_side
 
     thresholds = Thresholds(threshold=args.threshold, alpha=args.alpha, noise_limit=args.noise_limit)
     base, cand = load_side(args.baseline, args.store), load_side(args.candidate, args.store)
     env_diff = comparable(base, cand, strict_env=args.strict_env, cross_machine=args.cross_machine)
     rows = compare_runs(base.results, cand.results, thresholds)
+    if not args.allow_missing:
+        require_coverage(rows)
     if args.confirm:
         from .confirm import confirm
 
         def on_case(key: str, index: int, total: int) -> None:
             if args.format == "table":
-                print(f"re-measuring {index + 1}/{total}: {key}", file=sys.stderr, flush=True)
+                views.show(f"re-measuring {index + 1}/{total}: {key}", sys.stderr)
 
         rows = confirm(rows, base, cand, thresholds, mode=args.confirm, base_src=args.baseline_src,
                        cand_src=args.candidate_src, on_case=on_case)
@@ -143,7 +136,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     exact = exact_changes(base.results, cand.results, args.exact_tolerance,
                           tolerances={"instructions_per_iter": args.instructions_tolerance})
     doc = document(base, cand, rows, exact, env_diff, args.gate)
-    print(views.comparison(doc, rows, exact, args.format))
+    views.show(views.comparison(doc, rows, exact, args.format))
     return 1 if doc["regressed"] else 0
 
 
@@ -153,23 +146,23 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from . import runfile
 
     store = _store_of(args)
-    doc = runfile.dump(store, _run_id(store, args.run_id))
+    doc = runfile.dump(store, runfile.run_id(store, args.run_id))
     name = args.name or file_stem(doc["run"]["suite"].replace("+flags", ""), "baseline name (from the run's suite)")
-    print(runfile.write(Path(args.dir) / f"{name}.json", doc))
+    views.show(str(runfile.write(Path(args.dir) / f"{name}.json", doc)))
     return 0
 
 
 def cmd_import_pytest_benchmark(args: argparse.Namespace) -> int:
     from .pytest_import import import_file
 
-    print(import_file(_store_of(args, create=True), args.file))
+    views.show(import_file(lambda: _store_of(args, create=True), args.file))
     return 0
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge
 
-    print("\n".join(merge(args.sources, _store_of(args, create=True))))
+    views.show("\n".join(merge(args.sources, _store_of(args, create=True))))
     return 0
 
 
@@ -190,11 +183,11 @@ def cmd_ab(args: argparse.Namespace) -> int:
     if base == cand and not (args.baseline_src or args.candidate_src):
         print("note: both sides are the same case from the same code (an A/A check)", file=sys.stderr)
     if args.format == "table":
-        print(f"A: {base.key}\nB: {cand.key}\ninterleaving, one iteration at a time ...", file=sys.stderr, flush=True)
+        views.show(f"A: {base.key}\nB: {cand.key}\ninterleaving, one iteration at a time ...", sys.stderr)
     paired = interleave(Arm(base, args.baseline_src), Arm(cand, args.candidate_src),
                         Measure(max_seconds=args.max_seconds, warmup_seconds=args.warmup_seconds))
     row = paired_verdict(f"{base.key} -> {cand.key}", paired, thresholds)
-    print(views.ab_outcome(row, paired, base.key, cand.key, thresholds, args.format))
+    views.show(views.ab_outcome(row, paired, base.key, cand.key, thresholds, args.format))
     return 1 if row.verdict == "slower" else 0
 
 
@@ -206,7 +199,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     case = single_case(args.model, _case_texts(args), "profile")
     result = profile_case(case, out=args.out, run=args.run or time.strftime("%Y%m%d-%H%M%S"), steps=args.steps)
-    print(views.profile(result, args.out, args.format))
+    views.show(views.profile(result, args.out, args.format))
     return 0
 
 
@@ -240,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", help="built-in suite (quick, cpu-full, gpu, ci) or a TOML file (default: quick, "
                                    "or [tool.cnnbench] of ./pyproject.toml)")
     for axis in AXES:
-        p.add_argument(axis.run_flag, help=f"{axis.help} (default: the suite's)")
+        p.add_argument(axis.run_flag, type=axis.checked, help=f"{axis.help} (default: the suite's)")
     p.add_argument("--max-seconds", type=option(seconds, "--max-seconds"), help="time cap on sampling a case, s")
     p.add_argument("--timeout", type=option(seconds, "--timeout"), help="a worker's whole limit, s (default 600)")
     p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
@@ -290,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="relative change of instruction counts allowed (default 0.01)")
     p.add_argument("--strict-env", action="store_true", help="refuse to compare runs from different environments")
     p.add_argument("--cross-machine", action="store_true", help="compare runs from different machines (else refused)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="gate on the cases in common even when the candidate lacks some of the baseline's (or all)")
     p.add_argument("--confirm", nargs="?", const="doubtful", metavar="WHICH",
                    type=option(one_of, CONFIRM_MODES, "--confirm"),
                    help="measure again the doubtful cases (slower, inconclusive, or a ratio above 1 + threshold/2), or "
@@ -356,7 +351,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except CnnbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape.terminal(exc)}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # `cnnbench list | head`
         return 0

@@ -178,6 +178,20 @@ def comparable(base: "Side", cand: "Side", *, strict_env: bool = False, cross_ma
     return env_diff
 
 
+def require_coverage(rows: Sequence[CaseComparison]) -> None:
+    """The gate refuses to pass on what it did not compare: no case in common, or a baseline case the candidate
+    lacks, is BadValue (exit 2); ``compare --allow-missing`` skips this and gates on the cases in common."""
+    compared = [r for r in rows if r.verdict not in ("missing", "new")]
+    missing = [r.key for r in rows if r.verdict == "missing"]
+    if not compared:
+        raise BadValue(f"the two runs have no case in common ({len(missing)} in the baseline, "
+                       f"{len(rows) - len(missing)} in the candidate): nothing was compared, so nothing passed; "
+                       "compare runs of the same suite, or pass --allow-missing")
+    if missing:
+        raise BadValue(f"the candidate lacks {len(missing)} of the baseline's {len(missing) + len(compared)} cases "
+                       f"(first: {missing[0]!r}); pass --allow-missing to gate on the {len(compared)} in common")
+
+
 def worst_first(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
     """Verdicts in ``VERDICTS`` order, then the largest ratio first, then by key."""
     return sorted(rows, key=lambda c: (VERDICTS.index(c.verdict), -(c.ratio or 0.0), c.key))

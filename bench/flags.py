@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
+from . import escape
 from .cases import CASE_AXES
 from .processes import checkout
 from .table import FORMATS
-from .values import one_of, option, positive_float, probability
+from .values import fraction, one_of, option, store_location, untyped
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit status 2."""
+    """argparse, but a usage error is one line and exit status 2, and an option without a type is a non-empty line."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("action", "store") in ("store", "append"):
+            kwargs.setdefault("type", untyped)
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        print(f"error: {escape.terminal(message)} (see '{self.prog} --help')", file=sys.stderr)
         sys.exit(2)
 
 
@@ -32,7 +38,8 @@ def formats(p: argparse.ArgumentParser, allowed: Sequence[str] = FORMATS, defaul
 
 def store_flag(p: argparse.ArgumentParser, *allowed: str) -> None:
     """--store, and --format with ``allowed`` (the first the default) when given."""
-    p.add_argument("--store", help="results store: an SQLite path or a SQLAlchemy URL (default: results/cnnbench.db)")
+    p.add_argument("--store", type=store_location,
+                   help="results store: an SQLite path or a SQLAlchemy URL (default: results/cnnbench.db)")
     if allowed:
         formats(p, allowed, allowed[0])
 
@@ -40,13 +47,13 @@ def store_flag(p: argparse.ArgumentParser, *allowed: str) -> None:
 def case_flags(p: argparse.ArgumentParser) -> None:
     for axis in CASE_AXES:
         choices = " or ".join(axis.choices) if axis.choices else axis.help
-        p.add_argument(axis.case_flag, help=f"{choices} (default: {axis.default})")
+        p.add_argument(axis.case_flag, type=axis.checked, help=f"{choices} (default: {axis.default})")
 
 
 def threshold_flags(p: argparse.ArgumentParser, test: str) -> None:
-    p.add_argument("--threshold", default="0.10", type=option(positive_float, "--threshold"),
-                   help="relative change of the median that matters (default 0.10)")
-    p.add_argument("--alpha", default="0.01", type=option(probability, "--alpha"),
+    p.add_argument("--threshold", default="0.10", type=option(fraction, "--threshold", 1.0, "a relative change"),
+                   help="relative change of the median that matters, at most 1 (default 0.10)")
+    p.add_argument("--alpha", default="0.01", type=option(fraction, "--alpha", 0.5, "a probability"),
                    help=f"significance level of the {test} (default 0.01)")
 
 

@@ -17,16 +17,23 @@ as are all workers when ``CNNBENCH_FORKSERVER=0``.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
+import hashlib
 import json
+import math
 import os
+import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any, Optional, Sequence
+from typing import IO, Any, Iterator, Optional, Sequence
 
 from .cases import Case
 from .errors import BadValue
@@ -275,3 +282,66 @@ def pin(cpus: Optional[Sequence[int]]) -> None:
     """Pin this process to ``cpus`` (nothing when None or unsupported)."""
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(cpus))
+
+
+OWN_LIMIT_GRACE_S = 5.0  # past its runner's limit: a runner alive kills the worker first and reports a timeout
+
+
+def own_limit(seconds: Optional[float]) -> None:
+    """A worker's own time limit, kept whoever watches: SIGALRM, whose default action ends the process even inside
+    a C call, ``seconds`` + ``OWN_LIMIT_GRACE_S`` from now (None or 0: cancelled). So a worker whose runner was
+    killed (kill -9, and no fork server to take its workers down) does not outlive its limit."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(math.ceil(seconds + OWN_LIMIT_GRACE_S) if seconds else 0)
+
+
+_SCRATCH = re.compile(r"cnnbench-(worker|profile)-([0-9]+)-[a-z0-9_]+")
+
+
+@contextlib.contextmanager
+def scratch(kind: str) -> Iterator[Path]:
+    """A temporary folder for one worker's request and answer, removed when the block ends, however it ends. A
+    runner killed with kill -9 cannot remove its own: its folders carry its pid, and the next runner removes
+    those whose runner is gone."""
+    for folder in Path(tempfile.gettempdir()).glob("cnnbench-*"):
+        match = _SCRATCH.fullmatch(folder.name)
+        if match and not _alive(int(match.group(2))):
+            shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"cnnbench-{kind}-{os.getpid()}-") as tmp:
+        yield Path(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def claim(key: str, what: str) -> Iterator[None]:
+    """Hold ``key`` while the block runs, or refuse with one line naming ``what`` when another process holds it
+    (a second ``run --resume`` of a run being measured). An flock on a lock file in the temporary folder: the
+    kernel releases it however the holder ends, kill -9 included; the file is removed by whoever held it last."""
+    path = Path(tempfile.gettempdir()) / f"cnnbench-claim-{hashlib.sha256(key.encode()).hexdigest()[:20]}.lock"
+    while True:
+        fh = open(path, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise BadValue(f"{what} is being measured by another cnnbench process; "
+                           "resume it once that one has ended") from None
+        with contextlib.suppress(FileNotFoundError):  # the file is still the one named: else a holder removed it
+            if os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino:
+                break
+        fh.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # removed while held: whoever opened it before sees it gone and tries afresh
+        fh.close()

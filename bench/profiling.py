@@ -32,12 +32,14 @@ from typing import Any, Optional
 
 import torch
 
+from . import escape, processes
 from .analysis import analyse
 from .cases import Case
-from .errors import BadValue, CnnbenchError, cannot, first_line
+from .errors import BadValue, CnnbenchError, first_line
 from .precision import DTYPE_BYTES, weight_dtype
 from .devices import device_of
 from .prepare import Prepared, skip_reason
+from .values import writable_folder
 from .zoo import load_plugins
 
 SCOPE = "layer::"
@@ -58,7 +60,9 @@ class ProfileResult:
 
 
 def case_slug(case: Case) -> str:
-    return case.key.replace("|", "_")
+    """The case's folder and trace-file name: its key through ``escape.slug`` (a plugin may name a model
+    anything, '../x' and 'a/b' included)."""
+    return escape.slug(case.key)
 
 
 class _Scopes:
@@ -88,23 +92,13 @@ class _Scopes:
             del module.forward
 
 
-def _writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".cnnbench-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise cannot(f"write profiles under {str(folder)!r}", exc) from None
-
-
 def profile_case(case: Case, *, out: "str | Path" = "results/profiles", run: str = "adhoc",
                  steps: int = 3) -> ProfileResult:
     reason = skip_reason(case)
     if reason:
         raise BadValue(f"case {case.key} cannot run here: {reason}")
-    trace_dir = Path(out) / run / case_slug(case)
-    _writable(trace_dir)
+    trace_dir = escape.path(out, run, case.key)
+    writable_folder(trace_dir, "profiles")
     device = device_of(case.device)
     device.setup(case.threads)
     prep = Prepared(case)
@@ -197,7 +191,7 @@ def summary(result: ProfileResult) -> dict[str, Any]:
 def load_summaries(root: "str | Path", run_id: str) -> list[dict[str, Any]]:
     """The profile summaries of one run (``cnnbench run --profile``), with their folders."""
     out = []
-    for path in sorted(Path(root, run_id).glob(f"*/{SUMMARY}")):
+    for path in sorted(escape.path(root, run_id).glob(f"*/{SUMMARY}")):
         with contextlib.suppress(OSError, ValueError):
             doc = json.loads(path.read_text())
             doc["trace_dir"] = str(path.parent)
@@ -250,6 +244,7 @@ def main(argv: list[str]) -> int:
     profile lands as ``profile_case`` writes it; a failure ends with its line on stderr and status 1.
     """
     request = json.loads(Path(argv[0]).read_text())
+    processes.own_limit(request.get("timeout_s"))  # the runner's limit, kept even if the runner is gone
     try:
         load_plugins()
         profile_case(Case.from_dict(request["case"]), out=request["out"], run=request["run"],

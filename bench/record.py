@@ -22,12 +22,13 @@ from __future__ import annotations
 import math
 
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 from .cases import Case, Measure
 from .precision import tolerance
 from .stats import MIN_CI_SAMPLES, median_ci_rel
+from .values import checked_fields
 
 STATUSES = ("ok", "noisy", "invalid", "skipped", "oom", "crashed", "timeout", "error")
 CHECKS = ("check_channels_last", "check_dtype", "check_output")  # the validity checks, each True, False or None
@@ -126,16 +127,17 @@ class Result:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Result":
-        data = dict(data)
-        data["case"] = Case.from_dict(data["case"])
+    def from_dict(cls, data: dict[str, Any], what: str = "result") -> "Result":
+        """From a run file or a worker's answer: every field checked (``bench.values.checked_fields``), unknown keys
+        (a newer cnnbench's) left out; a field of the wrong type is one BadValue line."""
+        checked = checked_fields(cls, data, what, skip=("case", "pairing", *ATTACHED))
         for key in ("samples_ns", "host_samples_ns", "round_medians_ns"):
-            data[key] = tuple(data.get(key) or ())
-        if data.get("pairing") is not None:
-            data["pairing"] = Pairing(**data["pairing"])
-        data.update(attached(data))
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+            checked[key] = checked.get(key) or ()
+        pairing = data.get("pairing")
+        records = {key: None if data.get(key) is None else kind(**checked_fields(kind, data[key], f"{what}.{key}"))
+                   for key, kind in ATTACHED.items() if key in data}
+        return cls(case=Case.from_dict(data.get("case"), f"{what}.case"), **checked, **records,
+                   pairing=None if pairing is None else Pairing(**checked_fields(Pairing, pairing, f"{what}.pairing")))
 
 
 # the Result fields that hold a record of their own, each stored in a table of its own (bench.store)

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import jinja2
 import pandas as pd
 
+from . import escape
 from .compare import CaseComparison, Thresholds, compare_runs
 from .errors import BadValue, StoreError, cannot
 from .precision import DTYPE_BYTES, weight_dtype
@@ -55,7 +56,10 @@ def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
         frame = pd.DataFrame([result_row(r, meta["calibration"], meta["track"]) for r in results])
         for column in NUMERIC:  # all-None columns would stay objects, and None does no arithmetic
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-        frame.insert(0, "run_id", run_id)
+        frame.insert(0, "run_id", escape.terminal(run_id))
+        # names are drawn and tabled with their control characters shown: SVG (XML) may not hold them raw
+        for column in ("model", "variant"):
+            frame[column] = frame[column].map(escape.terminal)
         runs.append(RunData(run_id, meta, results, frame))
     return runs
 
@@ -69,9 +73,10 @@ def _mpl():
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "cnnbench", "figure.dpi": 96,
-                         "font.size": 9, "axes.titlesize": 10})
-    sns.set_theme(style="whitegrid", palette="colorblind", rc={"svg.fonttype": "none", "svg.hashsalt": "cnnbench"})
+    # names are plain text in a plot: no mathtext ('$x$' in a model name would be parsed, or fail) and no TeX
+    plain = {"svg.fonttype": "none", "svg.hashsalt": "cnnbench", "text.parse_math": False, "text.usetex": False}
+    plt.rcParams.update({**plain, "figure.dpi": 96, "font.size": 9, "axes.titlesize": 10})
+    sns.set_theme(style="whitegrid", palette="colorblind", rc=plain)
     return plt, sns
 
 
@@ -130,7 +135,7 @@ def plot_track(runs: Sequence[RunData]) -> Optional[str]:
             ax.axvspan((at - start) / 60, (at + length - start) / 60, color="C0" if i % 2 else "C1", alpha=0.12, lw=0)
         minutes = [(at - start) / 60 for at, _ in run.meta["track"]]
         ax.plot(minutes, [value for _, value in run.meta["track"]], marker="o", ms=3, color="C2")
-        ax.set(title=f"run {run.run_id}: machine speed (probe) with each group's window shaded",
+        ax.set(title=f"run {escape.terminal(run.run_id)}: machine speed (probe) with each group's window shaded",
                xlabel="minutes since the run started", ylabel="probe GFLOP/s")
     return _finish(fig)
 
@@ -149,8 +154,8 @@ def _samples_frame(runs: Sequence[RunData], batch_pick: str) -> pd.DataFrame:
                 batch = 1
             for r in results:
                 if r.case.batch_size == batch:
-                    label = f"{r.case.variant} {r.case.mode}" + (f" [{run.run_id}]" if len(runs) > 1 else "")
-                    rows += [{"model": f"{model} (batch {batch})", "variant": label, "latency_ms": s / 1e6}
+                    label = escape.terminal(f"{r.case.variant} {r.case.mode}" + (f" [{run.run_id}]" if len(runs) > 1 else ""))
+                    rows += [{"model": escape.terminal(f"{model} (batch {batch})"), "variant": label, "latency_ms": s / 1e6}
                              for s in r.samples_ns]
     return pd.DataFrame(rows)
 
@@ -398,7 +403,7 @@ def profile_sections(runs: Sequence[RunData], root: Optional["str | Path"], repo
     for run in runs:
         for doc in load_summaries(root, run.run_id):
             layers = sorted(doc["layers"], key=lambda r: r["time_ms"], reverse=True)[:10]
-            link = os.path.relpath(doc["trace_dir"], report_dir)
+            link = escape.href(os.path.relpath(doc["trace_dir"], report_dir))
             sections.append({"run_id": run.run_id, "case": doc["case_key"], "step_ms": doc["step_ms"],
                              "layers": layers, "ops": doc["top_ops"][:10], "link": link})
     return sections

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from . import escape
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
@@ -188,7 +189,7 @@ def export(run_id: str, fmt: str, path: Optional[str], store: "Store | str | Non
         return path
     text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
     if path in (None, "-"):
-        print(text.rstrip("\n"))
+        print(escape.terminal_lines(text.rstrip("\n")))  # to a terminal: no raw control characters
         return "-"
     try:
         Path(path).write_text(text)

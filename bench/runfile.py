@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from .compare import Side
-from .errors import BadValue, cannot
+from .errors import BadValue, cannot, first_line
 from .record import Result
 from .store import Store, open_store
+from .values import of_type
 
 FORMAT = "cnnbench-run"
 VERSION = 1
-
+RUN_FIELDS = {"suite": "str", "environment": "dict", "calibration": "dict", "settings": "dict",
+              "suite_definition": "dict", "started_at": "float", "finished_at": "Optional[float]",
+              "cases_total": "int"}  # what a run's header holds, where present
 
 def dump(store: Store, run_id: str) -> dict[str, Any]:
     run = store.run(run_id)
@@ -50,13 +53,16 @@ def write(path: "str | Path", doc: dict[str, Any]) -> Path:
 
 
 def read_json(path: "str | Path", what: str) -> Any:
-    """A JSON file's content; a missing or unparsable file is one BadValue line naming it as ``what``."""
+    """A JSON file's content; a missing, unreadable (a folder, not UTF-8) or unparsable file is one BadValue line
+    naming it as ``what``."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise BadValue(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise BadValue(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+        raise cannot(f"read {what} {str(path)!r}", exc) from None
+    except UnicodeDecodeError:
+        raise BadValue(f"{what} {str(path)!r} is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, an integer of 5000 digits, nesting too deep
+        raise BadValue(f"{what} {str(path)!r} is not valid JSON: {first_line(exc)}") from None
 
 
 def read(path: "str | Path") -> dict[str, Any]:
@@ -70,12 +76,16 @@ def read(path: "str | Path") -> dict[str, Any]:
         relation = "newer" if isinstance(version, int) and version > VERSION else "older or unknown"
         raise BadValue(f"run file {name!r} has format version {version!r} ({relation}); this cnnbench reads {VERSION}")
     run, results = doc.get("run"), doc.get("results")
-    if not isinstance(run, dict) or not isinstance(results, list) or "id" not in run:
+    if not isinstance(run, dict) or not isinstance(results, list) or not isinstance(run.get("id"), str) \
+            or not run["id"].strip():
         raise BadValue(f"run file {name!r} is malformed: it needs a \"run\" table with an id and a \"results\" list")
     try:
-        doc["results_parsed"] = [Result.from_dict(r) for r in results]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadValue(f"run file {name!r} has a malformed result: {exc}") from None
+        for key, kind in RUN_FIELDS.items():
+            if key in run:
+                of_type(run[key], kind, f"run.{key}")
+        doc["results_parsed"] = [Result.from_dict(r, f"results[{i}]") for i, r in enumerate(results)]
+    except BadValue as exc:
+        raise BadValue(f"run file {name!r} is malformed: {exc}") from None
     return doc
 
 
@@ -86,8 +96,13 @@ def load_side(spec: str, store_location: "str | None") -> Side:
         doc = read(spec)
         return Side(spec, doc["run"], tuple(doc["results_parsed"]))
     store = open_store(store_location, create=False)
-    run_id = store.latest_run_id() if spec == "latest" else spec
-    return Side(run_id, store.run(run_id), tuple(store.results(run_id)))
+    stored = run_id(store, spec)
+    return Side(stored, store.run(stored), tuple(store.results(stored)))
+
+
+def run_id(store: Store, spec: str) -> str:
+    """A run id as given, or the store's latest for 'latest'."""
+    return store.latest_run_id() if spec == "latest" else spec
 
 
 def import_into(store: Store, doc: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ import os
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -62,6 +63,7 @@ from .record import Pairing, Result, attached, invalid_reason, timing_status
 from .stats import median_ci, median_ci_rel, paired_figures
 from .store import Store
 from .suites import Suite
+from .values import writable_folder
 from .worker import measure
 
 PROFILE_TIMEOUT_S = 900.0  # one profile of one case, build and compilation included
@@ -106,8 +108,8 @@ def static_figures(case: Case) -> dict[str, Optional[int]]:
 def run_isolated(case: Case, sampling: Measure, options: RunOptions) -> Result:
     """One case in a fresh worker process."""
     started, t0 = time.time(), time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cnnbench-") as tmp:
-        request, answer = Path(tmp) / "request.json", Path(tmp) / "result.json"
+    with processes.scratch("worker") as tmp:
+        request, answer = tmp / "request.json", tmp / "result.json"
         request.write_text(json.dumps({
             "case": case.to_dict(), "measure": asdict(sampling), "memory_limit_bytes": options.memory_limit_bytes,
             "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
@@ -153,8 +155,8 @@ def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, floa
     if options.isolation == "none":
         set_backends(options.tf32, options.cudnn_benchmark)
         return calibrate(few, options.calibrate_seconds)
-    with tempfile.TemporaryDirectory(prefix="cnnbench-calibrate-") as tmp:
-        request, answer = Path(tmp) / "request.json", Path(tmp) / "result.json"
+    with processes.scratch("calibrate") as tmp:
+        request, answer = tmp / "request.json", tmp / "result.json"
         request.write_text(json.dumps({"cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds,
                                        "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark}))
         proc = processes.start("bench.calibrate", [str(request), str(answer)])
@@ -168,9 +170,10 @@ def profile_isolated(case: Case, out: str, run_id: str) -> str:
     The case goes to ``python -m bench.profiling REQUEST.json`` as a file; returns "" when the
     profile was written, else why not (for the case's row).
     """
-    with tempfile.TemporaryDirectory(prefix="cnnbench-profile-") as tmp:
-        request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"case": case.to_dict(), "out": out, "run": run_id}))
+    with processes.scratch("profile") as tmp:
+        request = tmp / "request.json"
+        request.write_text(json.dumps({"case": case.to_dict(), "out": out, "run": run_id,
+                                       "timeout_s": PROFILE_TIMEOUT_S}))
         proc = processes.start("bench.profiling", [str(request)])
         err = _wait(proc, PROFILE_TIMEOUT_S)
         if err is None:
@@ -212,6 +215,8 @@ def run_settings(suite: Suite, cases: list[Case], options: RunOptions) -> dict[s
 
 def check_options(cases: list[Case], options: RunOptions) -> None:
     """Refuse devices and options that cannot work for these cases, before anything is measured or stored."""
+    if options.profile_dir:  # a file where the folder should be would profile nothing and say ok
+        writable_folder(options.profile_dir, "profiles")
     gpu = sorted({case.device for case in cases} - {"cpu"})
     for name in gpu:
         missing = device_of(name).missing()
@@ -222,28 +227,38 @@ def check_options(cases: list[Case], options: RunOptions) -> None:
                        "beyond any limit (every case would be oom): use it for CPU-only suites")
 
 
-def start_run(store: Store, suite: Suite, options: RunOptions, machine: Optional[str] = None) -> str:
-    """Record a new run (its environment, calibration and cases) and return its id; ``machine``: its label
-    (default: the hostname)."""
+@dataclass(frozen=True)
+class NewRun:
+    """A run planned by ``start_run``, not yet stored: ``execute`` stores it together with its first results
+    (``Store.import_run``, one transaction), so a run that could not start (a failure before its first case
+    was committed, kill -9 or a full disk included) leaves nothing in the store."""
+
+    id: str
+    row: dict[str, Any]  # the store's run record (``Store.run``'s shape)
+
+
+def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None) -> NewRun:
+    """Plan a run of ``suite``: its cases, options, environment and calibration; nothing is stored yet.
+    ``machine``: the run's label (default: the hostname)."""
     cases = suite.cases()
     check_options(cases, options)
     options = replace(options, group=options.group or suite.group)
     env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
     env["threads"] = sorted({c.threads for c in cases})
     peaks = calibrate_isolated(cases, options)
-    return store.new_run(suite=suite.name, suite_json=suite.to_dict(), environment=env, calibration=peaks,
-                         settings=run_settings(suite, cases, options), cases_total=len(cases),
-                         machine=machine or env["hostname"])
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    return NewRun(run_id, {"id": run_id, "suite": suite.name, "suite_definition": suite.to_dict(), "environment": env,
+                           "calibration": peaks, "settings": run_settings(suite, cases, options),
+                           "started_at": time.time(), "finished_at": None, "cases_total": len(cases),
+                           "machine": machine or env["hostname"]})
 
 
-def pending(store: Store, run_id: str) -> tuple[list[Case], Measure, RunOptions]:
-    """The cases of a run not yet in the store, with the run's own settings."""
-    run = store.run(run_id)
+def pending(run: dict[str, Any], done: set[str]) -> tuple[list[Case], Measure, RunOptions]:
+    """The cases of a run (``Store.run``'s record) not among ``done``, with the run's own settings."""
     settings = run["settings"]
     if not isinstance(settings, dict) or not {"cases", "measure", "options"} <= settings.keys():
-        raise BadValue(f"run {run_id!r} ({run['suite']}) was not started by 'cnnbench run' "
+        raise BadValue(f"run {run['id']!r} ({run['suite']!r}) was not started by 'cnnbench run' "
                        "(an imported or merged run): there is nothing to resume")
-    done = store.done_keys(run_id)
     cases = [Case.from_dict(c) for c in settings["cases"]]
     return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions(**settings["options"])
 
@@ -274,18 +289,33 @@ def _in_fresh_inductor_cache(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_in_fresh_inductor_cache
-def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
+def execute(store: Store, run: "NewRun | str", *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
             on_result: Callable[[Result], None] = lambda r: None) -> None:
-    """Measure every pending case of a run, committing each case (or group) before the next starts, with an
-    Inductor cache of the run's own (``fresh_inductor_cache``)."""
-    todo, sampling, options = pending(store, run_id)
+    """Measure every pending case of a run (a ``NewRun``, or the id of a stored one to resume), committing each
+    case (or group) before the next starts, with an Inductor cache of the run's own (``fresh_inductor_cache``);
+    a finished run resumed with nothing pending is left as it was."""
+    run_id = run.id if isinstance(run, NewRun) else run
+    where = str(Path(store.url[len("sqlite:///"):]).resolve()) if store.url.startswith("sqlite:///") else store.url
+    with processes.claim(f"{where}\0{run_id}", f"run {run_id!r} of {store.label!r}"):
+        unsaved = run.row if isinstance(run, NewRun) else None
+        record = unsaved or store.run(run_id)
+        todo, sampling, options = pending(record, set() if unsaved else store.done_keys(run_id))
+        _measure(store, run_id, record, unsaved, todo, sampling, options, on_start, on_result)
+
+
+def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optional[dict[str, Any]], todo: list[Case],
+             sampling: Measure, options: RunOptions, on_start: Callable[[Case, int, int], None],
+             on_result: Callable[[Result], None]) -> None:
     one = run_isolated if options.isolation == "process" else run_in_process
     grouping = options.group if options.isolation == "process" else "none"
     # the run's largest thread count, resumed or not, so that every probe of the track measures alike
-    threads = max(case["threads"] for case in store.run(run_id)["settings"]["cases"])
+    threads = max(case["threads"] for case in record["settings"]["cases"])
+    track: list[tuple[float, float]] = []  # probes kept until the run is stored with its first results
 
     def probe() -> None:  # the machine-speed track, between groups: no worker is alive (bench.probe)
-        store.add_probe(run_id, time.time(), probe_gflop_s(threads))
+        track.append((time.time(), probe_gflop_s(threads)))
+        if unsaved is None:
+            store.add_probe(run_id, *track.pop())
 
     done = 0
     for members in group_cases(todo, grouping or "none"):
@@ -300,13 +330,20 @@ def execute(store: Store, run_id: str, *, on_start: Callable[[Case, int, int], N
                 if result.status == "oom" and options.oom_retry:
                     results += list(_attempts(result.case, sampling, options, one))[1:]
         results = [_finish(result, options, run_id) for result in results]
-        store.add_results(run_id, results)
+        if unsaved is None:
+            store.add_results(run_id, results)
+        else:  # the run and its first results in one transaction, then the probes it had so far
+            store.import_run(unsaved, results)
+            for point in track:
+                store.add_probe(run_id, *point)
+            unsaved = None
         for result in results:
             on_result(result)
         done += len(members)
     if todo:
         probe()
-    store.finish_run(run_id)
+    if todo or record["finished_at"] is None:
+        store.finish_run(run_id)
 
 
 def _finish(result: Result, options: RunOptions, run_id: str) -> Result:

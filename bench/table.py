@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
+from .escape import terminal
+
 FORMATS = ("table", "csv", "json")
 EXPORT_FORMATS = ("csv", "json", "parquet")  # cnnbench export
 
@@ -46,7 +48,8 @@ def shape(value: Any) -> str:
 
 def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], footer: Optional[dict[str, Any]] = None) -> str:
     cells = [[c.header for c in columns]]
-    cells += [[c.fmt(row.get(c.key)) for c in columns] for row in rows]
+    # escaped before the widths are measured: a name's control characters take their printed width
+    cells += [[terminal(c.fmt(row.get(c.key))) for c in columns] for row in rows]
     if footer is not None:
         cells.append([c.fmt(footer[c.key]) if c.key in footer else "" for c in columns])
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]

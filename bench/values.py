@@ -8,11 +8,14 @@ in the message, e.g. ``positive_int("0", "batch size")`` ->
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import re
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import BadValue
+from .errors import BadValue, Unavailable, cannot
 
 InputShape = tuple[int, ...]
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts '²' and '١', which int() refuses or misreads
@@ -28,12 +31,25 @@ def positive_int(value: Any, what: str = "value", plural: bool = False) -> int:
     return int(text)
 
 
-def positive_float(value: Any, what: str = "value") -> float:
-    """A finite number above zero, from a number or its text."""
+_DECIMAL = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")  # float() also takes
+# '1_000', 'inf' and other scripts' digits ('١٢'): a number typed is ASCII decimal notation, nothing else
+
+
+def _number(value: Any) -> float:
+    """A number, or its ASCII decimal text, as a float; NaN for anything else (a bool, other text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return math.nan
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        return math.nan
     try:
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return math.inf
+
+
+def positive_float(value: Any, what: str = "value") -> float:
+    """A finite number above zero, from a number or its ASCII text."""
+    number = _number(value)
     if not (number > 0 and math.isfinite(number)):
         raise BadValue(f"{what} must be a positive number, got {value!r}")
     return number
@@ -50,20 +66,18 @@ def seconds(value: Any, what: str = "value") -> float:
     return number
 
 
-def probability(value: Any, what: str = "value") -> float:
-    """A number strictly between 0 and 1 (a significance level)."""
+def fraction(value: Any, what: str = "value", most: float = 1.0, meaning: str = "a number") -> float:
+    """A number above 0 and at most ``most``: a threshold that cannot switch the gate off (``--threshold 1e9``),
+    a significance level that means something (``--alpha`` at most 0.5)."""
     number = positive_float(value, what)
-    if number >= 1:
-        raise BadValue(f"{what} must be a probability between 0 and 1, got {value!r}")
+    if number > most:
+        raise BadValue(f"{what} must be {meaning} above 0 and at most {most:g}, got {value!r}")
     return number
 
 
 def non_negative_float(value: Any, what: str = "value", meaning: str = "") -> float:
-    """A finite number at or above zero, from a number or its text."""
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    """A finite number at or above zero, from a number or its ASCII text."""
+    number = _number(value)
     if not (number >= 0 and math.isfinite(number)):
         raise BadValue(f"{what} must be a number >= 0{f' ({meaning})' if meaning else ''}, got {value!r}")
     return number
@@ -122,6 +136,94 @@ def file_stem(value: Any, what: str = "name") -> str:
         raise BadValue(f"{what} must be letters, digits, '.', '_' or '-' (starting with a letter or digit), "
                        f"got {value!r}")
     return value
+
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "dict": lambda v: isinstance(v, dict),
+}
+
+
+def of_type(value: Any, annotation: str, what: str) -> Any:
+    """A value read from a file (JSON, TOML) checked against a dataclass field's annotation: ``int``, ``float``,
+    ``str``, ``bool``, ``Optional[...]`` of one, or ``tuple[int, ...]`` (a list in the file, a tuple returned)."""
+    kind = annotation.removeprefix("Optional[").removesuffix("]") if annotation.startswith("Optional[") else annotation
+    if value is None and kind != annotation:
+        return None
+    if kind.startswith("tuple[") and isinstance(value, (list, tuple)):
+        item = kind[len("tuple["):].split(",")[0]
+        if all(_TYPES[item](v) for v in value):
+            return tuple(value)
+    elif kind in _TYPES and _TYPES[kind](value):
+        return value
+    raise BadValue(f"{what} must be {annotation}, got {value!r:.80}")
+
+
+def checked_fields(cls: type, data: Any, what: str, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """A dataclass's fields (but ``skip``) from a table read from a file, each checked with ``of_type``; a required
+    field missing or the table not a table is one BadValue line; null is a field's default. Keys that are not
+    fields are left out."""
+    if not isinstance(data, dict):
+        raise BadValue(f"{what} must be a table, got {data!r:.80}")
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        if field.name in data and data[field.name] is None and field.default is not dataclasses.MISSING:
+            out[field.name] = field.default  # null in the file: the field's default, as older files wrote it
+        elif field.name in data:
+            out[field.name] = of_type(data[field.name], str(field.type), f"{what}.{field.name}")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise BadValue(f"{what} lacks its {field.name!r}")
+    return out
+
+
+def text(value: Any, what: str = "value") -> str:
+    """A name, a run id, a pattern or a path as typed: one line, not empty (an empty one would fall back to a
+    default the user did not ask for)."""
+    if not isinstance(value, str) or not value.strip() or "\n" in value or "\x00" in value:
+        raise BadValue(f"{what} must be a non-empty line of text, got {value!r}")
+    return value
+
+
+def untyped(value: str) -> str:
+    """What argparse checks an option without a ``type=`` with: ``text``, failing as argparse expects, so that
+    its one line names the option ("argument --out: the value must be a non-empty line of text, got ''")."""
+    import argparse
+
+    try:
+        return text(value, "the value")
+    except BadValue as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def store_location(value: Any) -> str:
+    """``--store``: an SQLite file (not a folder) or a SQLAlchemy URL; a URL's kind and driver are checked where the
+    store is opened (``bench.store``: one line naming the extra a driver comes with, the password never shown),
+    which every command does before any work."""
+    location = text(value, "--store")
+    if "://" not in location or location.startswith("sqlite:///"):
+        path = location.removeprefix("sqlite:///")
+        if not path or os.path.isdir(path):
+            raise BadValue(f"--store must name an SQLite file or a SQLAlchemy URL, got {value!r}"
+                           + (", a folder (name a file in it, e.g. cnnbench.db)" if path else ""))
+    return location
+
+
+def writable_folder(folder: "str | os.PathLike[str]", what: str) -> Path:
+    """A folder a command will write into, made if missing and tried with a file: one line when it cannot be
+    (a file stands there, no permission, a read-only disk), before any work is done for it."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / ".cnnbench-write-test").write_text("")
+        (path / ".cnnbench-write-test").unlink()
+    except OSError as exc:
+        raise cannot(f"write {what} under {str(path)!r}", exc) from None
+    return path
 
 
 def option(parse: Callable[..., Any], *args: Any) -> Callable[[str], Any]:

@@ -11,11 +11,17 @@ import sys
 from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
+from . import escape
 from .table import Column, percent, render_csv, render_json, render_table, scaled, shape, thousands
 
 MIB = 2**20
 MACS_NOTE = ("MACs are multiply-accumulates of conv and matmul; FLOPs = 2 x MACs. "
              "torchvision's and timm's \"GFLOPS\" are GMACs.")
+
+
+def show(text: str, file: Any = None) -> None:
+    """Print a command's output: names in it come from outside, so control characters are shown escaped."""
+    print(escape.terminal_lines(text), file=file or sys.stdout, flush=True)
 
 
 def records(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[Column], footer: Optional[dict] = None,
@@ -120,13 +126,8 @@ def _plain_table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
 
 def _markdown_table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in body]
+    lines += ["| " + " | ".join(escape.markdown(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
-
-
-def _markdown_cell(text: str) -> str:
-    """Table cell text that Markdown shows as written: pipes and HTML escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def comparison(doc: dict[str, Any], rows: Sequence[Any], exact: Sequence[Any], fmt: str) -> str:
@@ -146,9 +147,10 @@ def comparison(doc: dict[str, Any], rows: Sequence[Any], exact: Sequence[Any], f
     summary = (f"{verdict}: timing {counts}; {len(exact)} exact-metric changes "
                f"({sum(e.failed for e in exact)} beyond tolerance)")
     if fmt == "markdown":
-        parts = [f"### cnnbench compare: `{doc['baseline']}` -> `{doc['candidate']}`", "", f"**{summary}**", ""]
+        sides = " -> ".join(escape.markdown(doc[side]) for side in ("baseline", "candidate"))
+        parts = [f"### cnnbench compare: {sides}", "", f"**{summary}**", ""]
         if doc["environment_differences"]:
-            parts += ["Environments differ: " + _markdown_cell("; ".join(doc["environment_differences"])), ""]
+            parts += ["Environments differ: " + escape.markdown("; ".join(doc["environment_differences"])), ""]
         parts += [_markdown_table(timing_cols, timing), ""]
         if exact_rows:
             parts += ["Exact metrics:", "", _markdown_table(exact_cols, exact_rows), ""]
@@ -220,9 +222,13 @@ def profile(result: Any, out: str, fmt: str) -> str:
 
 
 class Progress:
-    """A progress bar on stderr, with a line per finished case above it."""
+    """A progress bar on stderr, with a line per finished case above it (nothing when ``quiet``); keeps the rows."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, quiet: bool = False) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.bar: Any = None
+        if quiet:
+            return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
             TimeRemainingColumn
@@ -232,14 +238,24 @@ class Progress:
                             console=Console(stderr=True), transient=True)
         self.bar.start()
         self.task = self.bar.add_task("starting", total=None)
-        print(title, file=sys.stderr)
+        show(title, sys.stderr)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def row(self, row: dict[str, Any]) -> None:
+        """A finished case: kept, and shown as its line."""
+        self.rows.append(row)
+        if self.bar is not None:
+            self.bar.console.print(escape.terminal_lines(case_line(row)), highlight=False, markup=False,
+                                   soft_wrap=True)
 
     def case(self, case: Any, index: int, total: int) -> None:
+        if self.bar is None:
+            return
         self.bar.update(self.task, total=total, completed=index,
-                        description=f"{case.model} b{case.batch_size} {case.variant} {case.mode}")
-
-    def line(self, text: str) -> None:
-        self.bar.console.print(text, highlight=False, markup=False, soft_wrap=True)
-
-    def stop(self) -> None:
-        self.bar.stop()
+                        description=escape.terminal(f"{case.model} b{case.batch_size} {case.variant} {case.mode}"))

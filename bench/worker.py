@@ -216,6 +216,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     """
     request = json.loads(next(lines))
     case, sampling = _apply_request(request)
+    # its own limit while it works (build, blocks), none while it waits for the next request: the others' turns;
+    # a runner that ends closes its input, which ends the wait
+    processes.own_limit(sampling.timeout_s)
     processes.pin(request.get("cpus"))
     device = device_of(case.device)
     figures: dict[str, Any] = {}
@@ -236,8 +239,10 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
         if watch:
             watch.sampling_starts()
         reply({"ready": True, **figures})
+        processes.own_limit(None)
         finished = False
         for line in lines:
+            processes.own_limit(sampling.timeout_s)
             ask = json.loads(line)
             if ask.get("finish"):
                 finished = True
@@ -251,6 +256,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
             if ask.get("settle"):
                 time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the next runs
             reply({"samples_ns": samples})
+            processes.own_limit(None)
     if finished:
         ends = {"gpu_start": gpu_start, "gpu_end": device.telemetry(), "compile_counts": watch and watch.counts()}
         reply({**device.memory(rss), **{k: asdict(v) for k, v in ends.items() if v is not None}})
@@ -274,6 +280,7 @@ def main(argv: list[str]) -> int:
 
         return serve(iter(sys.stdin.readline, ""), reply)
     case, sampling = _apply_request(json.loads(Path(argv[0]).read_text()))
+    processes.own_limit(sampling.timeout_s)  # the runner's limit, kept even if the runner is gone
     result = measure(case, sampling)
     tmp = Path(argv[1] + ".tmp")
     tmp.write_text(json.dumps(result.to_dict()))

@@ -22,7 +22,7 @@ def load_plugins() -> tuple[str, ...]:
     for name in names:
         try:
             importlib.import_module(name)
-        except Exception as exc:  # ImportError, and a plugin that raises or does not compile
+        except (Exception, SystemExit) as exc:  # ImportError, a plugin that raises, does not compile or exits
             raise Unavailable(f"cannot import plugin {name!r} from CNNBENCH_PLUGINS: {first_line(exc)}") from None
     return names
 

@@ -48,8 +48,8 @@ SUFFIX = "_x120"
 
 
 def measure(store: Store, suite) -> Side:
-    run_id = start_run(store, suite, RunOptions(calibrate_seconds=0.1))
-    execute(store, run_id)
+    run_id = (run := start_run(suite, RunOptions(calibrate_seconds=0.1))).id
+    execute(store, run)
     return Side(run_id, store.run(run_id), tuple(store.results(run_id)))
 
 

@@ -21,8 +21,8 @@ from bench.store import Store
 
 
 def measure_once(store: Store) -> str:
-    run_id = start_run(store, resolve_suite("quick"), RunOptions())
-    execute(store, run_id, on_result=lambda r: print(f"  {r.case.key} {r.status}", flush=True))
+    run_id = (run := start_run(resolve_suite("quick"), RunOptions())).id
+    execute(store, run, on_result=lambda r: print(f"  {r.case.key} {r.status}", flush=True))
     return run_id
 
 

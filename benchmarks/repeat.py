@@ -42,9 +42,9 @@ from bench.suites import resolve_suite
 
 def measure_once(store: Store, group: str) -> str:
     suite = replace(resolve_suite("quick"), group=group)
-    run_id = start_run(store, suite, RunOptions(group=group))
+    run_id = (run := start_run(suite, RunOptions(group=group))).id
     print(f"run {run_id} (group {group})", flush=True)
-    execute(store, run_id, on_result=lambda r: print(f"  {r.case.key} {r.status}", flush=True))
+    execute(store, run, on_result=lambda r: print(f"  {r.case.key} {r.status}", flush=True))
     return run_id
 
 

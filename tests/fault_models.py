@@ -127,3 +127,24 @@ class _FlagProbe(_Tiny):
 def flag_probe(**kwargs):
     """Records the TF32 flags in force at each forward (tests/test_cuda_logic.py)."""
     return _FlagProbe()
+
+
+# Names a plugin may register, each hostile to one place a name goes (bench.escape): a path, a link, a terminal,
+# Markdown and HTML, a plot's mathtext. Each is a tiny model that behaves.
+HOSTILE_NAMES = {
+    "path": "../../escaped",
+    "nested path": "nested/name",
+    "link": "javascript:alert(1)",
+    "terminal": "\x1b[2J\x1b[1;31mFAKE ROW\r",
+    "mathtext": "$\\frac{1}{0}$ ^_^ $",
+    "markdown": "<img src=x onerror=alert(1)>|`md`[x](javascript:1)",
+}
+
+
+def _tiny(**kwargs):
+    return _Tiny()
+
+
+for _name in HOSTILE_NAMES.values():
+    register_model(family="hostile", input_shape=(1, 8, 8))(
+        type(_tiny)(_tiny.__code__, _tiny.__globals__, _name))  # the builder's __name__ is the registered name

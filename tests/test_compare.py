@@ -109,6 +109,21 @@ def test_exit_status_and_formats(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_a_gate_that_compared_nothing_or_less_than_the_baseline_fails_unless_allowed(tmp_path, capsys):
+    db, (a, b) = make_store(tmp_path, [result("lenet5"), result("alexnet")], [result("nin")])
+    assert main(["compare", a, b, "--store", db]) == 2
+    err = capsys.readouterr().err
+    assert "no case in common" in err and "nothing was compared" in err and len(err.strip().splitlines()) == 1
+    db, (a, b) = make_store(tmp_path / "x", [result("lenet5"), result("alexnet")], [result("lenet5")])
+    assert main(["compare", a, b, "--store", db]) == 2
+    err = capsys.readouterr().err
+    assert "lacks 1 of the baseline's 2 cases" in err and "alexnet" in err and "--allow-missing" in err
+    assert main(["compare", a, b, "--store", db, "--allow-missing"]) == 0
+    assert "missing" in capsys.readouterr().out
+    assert main(["compare", b, a, "--store", db]) == 0  # a candidate with more cases gates on the baseline's
+    capsys.readouterr()
+
+
 def test_exact_change_fails_the_gate_even_when_timing_is_unchanged(tmp_path, capsys):
     db, (a, b) = make_store(tmp_path, [result()], [result(macs=416_521)])
     assert main(["compare", a, b, "--store", db]) == 1
@@ -148,7 +163,7 @@ def test_baseline_round_trip(tmp_path, capsys):
     ('{"format": "something-else"}', "is not a cnnbench run file"),
     ('{"format": "cnnbench-run", "version": 0, "run": {}, "results": []}', "format version 0 (older or unknown)"),
     ('{"format": "cnnbench-run", "version": 9, "run": {}, "results": []}', "format version 9 (newer)"),
-    ('{"format": "cnnbench-run", "version": 1, "run": {"id": "x"}, "results": [{"nope": 1}]}', "malformed result"),
+    ('{"format": "cnnbench-run", "version": 1, "run": {"id": "x"}, "results": [{"nope": 1}]}', "is malformed: results[0]"),
 ])
 def test_malformed_baselines(tmp_path, capsys, content, message):
     bad = tmp_path / "bad.json"

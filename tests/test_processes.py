@@ -121,3 +121,42 @@ def test_what_a_finished_worker_left_in_its_group_is_cleared(on_path):
     err = _wait(proc, 60)
     left = int(err.strip().splitlines()[-1])
     assert proc.returncode == 0 and _gone(left)
+
+
+def test_without_a_fork_server_a_worker_of_a_killed_runner_ends_at_its_own_limit(tmp_path, fault_models):
+    """kill -9 of a runner that started its worker from nothing: no server takes the worker down, so the worker
+    keeps its own limit (bench.processes.own_limit) and ends within its timeout plus the grace."""
+    import json
+
+    from bench.cases import Case, Measure
+
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"case": Case("fault_hang", input_shape=(1, 8, 8)).to_dict(),
+                                   "measure": {**Measure().__dict__, "timeout_s": 2.0}}))
+    code = ("from bench.processes import start\n"
+            "p = start('bench.worker', [%r, %r])\n"
+            "print(p.pid, flush=True)\n"
+            "import time; time.sleep(120)\n") % (str(request), str(tmp_path / "result.json"))
+    env = dict(os.environ, CNNBENCH_FORKSERVER="0")
+    runner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    worker = int(runner.stdout.readline())
+    runner.kill()
+    runner.wait()
+    started = time.monotonic()
+    assert _gone(worker, within=40), "the worker outlived its own limit"
+    assert time.monotonic() - started > 1  # it ran on after its runner, to its limit: the limit ended it
+
+
+def test_scratch_folders_of_runners_that_are_gone_are_removed(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"cnnbench-worker-{dead.pid}-abc123"  # what a runner killed with kill -9 left
+    mine = tmp_path / f"cnnbench-worker-{os.getpid()}-def456"
+    left.mkdir()
+    mine.mkdir()
+    with processes.scratch("worker") as folder:
+        assert folder.is_dir() and folder.parent == tmp_path
+    assert not left.exists() and mine.exists() and not folder.exists()

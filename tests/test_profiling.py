@@ -157,11 +157,10 @@ def test_a_profile_that_fails_is_said_in_the_case_row(tmp_path):
     from bench.store import Store
     from bench.suites import suite_from_dict
 
-    blocker = tmp_path / "file"
-    blocker.write_text("")
     store = Store(tmp_path / "s.db")
     suite = suite_from_dict({"models": ["lenet5"], "threads": [1], "measure": {"max_seconds": 0.3}}, name="t")
-    run_id = start_run(store, suite, RunOptions(calibrate_seconds=0.05, profile_dir=str(blocker)))
-    execute(store, run_id)
-    (result,) = store.results(run_id)
+    run = start_run(suite, RunOptions(calibrate_seconds=0.05, profile_dir=str(tmp_path / "profiles")))
+    (tmp_path / "profiles" / run.id).write_text("")  # a file where the run's folder of profiles would go
+    execute(store, run)
+    (result,) = store.results(run.id)
     assert result.samples_ns and "profile failed" in result.reason and "cannot write profiles under" in result.reason

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.usefixtures("fault_models")
 def run(tmp_path, table, options=RunOptions()):
     store = Store(tmp_path / "s.db")
     suite = suite_from_dict({"threads": [1], **table}, name="t")
-    run_id = start_run(store, suite, RunOptions(**{**options.__dict__, "calibrate_seconds": 0.05}))
-    execute(store, run_id)
-    return store.results(run_id)
+    run = start_run(suite, RunOptions(**{**options.__dict__, "calibrate_seconds": 0.05}))
+    execute(store, run)
+    return store.results(run.id)
 
 
 def test_crash_and_timeout_become_statuses_and_the_suite_goes_on(tmp_path):
@@ -261,3 +261,50 @@ def test_a_run_compiles_into_an_inductor_cache_of_its_own(tmp_path, monkeypatch)
     (first, empty), (second, _) = seen
     assert first == second and empty == [] and "cnnbench-inductor-" in first  # one cache for the run, empty at first
     assert not os.path.exists(first) and os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "users-cache")
+
+
+# -- faults of the run itself: nothing half-stored, nothing rewritten, one runner per run ---------------------
+
+def test_a_run_that_could_not_start_leaves_nothing_in_the_store(tmp_path, monkeypatch):
+    from bench import runner
+
+    store = Store(tmp_path / "s.db")
+    planned = start_run(suite_from_dict({"models": ["paced_2ms"], "threads": [1]}, name="t"),
+                        RunOptions(calibrate_seconds=0.05))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "_attempts", full_disk)
+    with pytest.raises(OSError):
+        execute(store, planned)
+    assert store.list_runs() == []
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    run(tmp_path, {"models": ["paced_2ms"], "measure": {"max_seconds": 0.2, "warmup_seconds": 0.1}})
+    store = Store(tmp_path / "s.db", create=False)
+    before = store.list_runs()
+    assert before[0]["finished_at"] is not None
+    execute(store, before[0]["run_id"])
+    assert store.list_runs() == before and len(store.track(before[0]["run_id"])) == 2
+
+
+def test_resume_refuses_flags_that_would_change_the_run_and_a_second_runner(tmp_path, capsys):
+    from bench import processes
+    from bench.cli import main
+
+    run(tmp_path, {"models": ["paced_2ms"], "measure": {"max_seconds": 0.2, "warmup_seconds": 0.1}})
+    db = tmp_path / "s.db"
+    run_id = Store(db, create=False).latest_run_id()
+    assert main(["run", "--resume", run_id, "--store", str(db), "--batch-sizes", "4", "--max-seconds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-sizes, --max-seconds would change it" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as refused:  # argparse's refusal: not a new run of the default suite
+        main(["run", "--resume", "", "--store", str(db)])
+    assert refused.value.code == 2 and "argument --resume" in capsys.readouterr().err
+    with processes.claim(f"{db.resolve()}\0{run_id}", "another runner"):
+        assert main(["run", "--resume", run_id, "--store", str(db), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is being measured by another cnnbench process" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "--resume", run_id, "--store", str(db), "--quiet"]) == 0  # once that one has ended

@@ -1,6 +1,7 @@
 """bench/values.py: one rule per kind of value, every bad one refused with its value quoted."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from bench import values
 from bench.cli import main
@@ -36,12 +37,12 @@ def test_sizes_and_shapes():
 
 
 def test_durations_probabilities_and_file_names():
-    assert values.seconds("600", "--timeout") == 600.0 and values.probability("0.05", "--alpha") == 0.05
+    assert values.seconds("600", "--timeout") == 600.0 and values.fraction("0.05", "--alpha", 0.5) == 0.05
     with pytest.raises(BadValue, match="--timeout must be at most 604800 s"):
         values.seconds("1e10", "--timeout")  # would overflow a timer after the run was stored
-    for bad in ("1", "1.5", "0"):
+    for bad in ("0.51", "1.5", "0"):
         with pytest.raises(BadValue, match="--alpha must be"):
-            values.probability(bad, "--alpha")
+            values.fraction(bad, "--alpha", 0.5, "a probability")
     for bad in ("0.5", "0.4b"):  # a fraction of a byte is no limit
         with pytest.raises(BadValue, match="at least 1 byte"):
             values.byte_size(bad)
@@ -80,3 +81,39 @@ def test_options_are_refused_before_any_work(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+# -- every CLI value, hostile: a clean one-line refusal or a valid value, never a traceback ---------------------
+
+CLI_VALUES = [
+    ["inspect", "lenet5", "--batch-size"], ["inspect", "lenet5", "--input-size"], ["inspect", "lenet5", "--dtype"],
+    ["run", "--batch-sizes"], ["run", "--threads"], ["run", "--max-seconds"], ["run", "--timeout"],
+    ["run", "--worker-memory-limit"], ["run", "--group"], ["run", "--isolation"], ["run", "--resume"],
+    ["run", "--suite"], ["run", "--store"], ["compare", "a.json", "b.json", "--threshold"],
+    ["compare", "a.json", "b.json", "--alpha"], ["compare", "a.json", "b.json", "--noise-limit"],
+    ["compare", "a.json", "b.json", "--exact-tolerance"], ["compare", "a.json", "b.json", "--confirm"],
+    ["ab", "lenet5", "--vs"], ["profile", "lenet5", "--steps"], ["profile", "lenet5", "--run"],
+    ["baseline", "save", "latest", "--name"], ["export", "latest", "--format"], ["export"], ["report"],
+]
+NUMBERISH = st.one_of(st.text(max_size=30), st.integers().map(str), st.floats().map(str),
+                      st.sampled_from(["²", "١٢", "1e309", "nan", "-0", "1_0", "0x1f", "9" * 40, "1,2", "3x8x8"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(NUMBERISH)
+def test_every_cli_value_is_refused_in_one_line_or_parsed(text):
+    import contextlib
+    import io
+
+    from bench.cli import build_parser
+    from bench.errors import CnnbenchError
+
+    for argv in CLI_VALUES:
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                build_parser().parse_args(argv + [text])
+        except CnnbenchError as exc:  # a type= of bench.values: cli.main prints it as one line, exit 2 or 3
+            assert exc.exit_code in (2, 3) and "\n" not in str(exc).strip(), (argv, text, exc)
+        except SystemExit as exc:  # argparse's own refusal, printed by cli._Parser as one line
+            assert exc.code == 2 and len(err.getvalue().strip().splitlines()) == 1, (argv, text, err.getvalue())
