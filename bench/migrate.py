@@ -29,6 +29,15 @@ _LOCK_ID = 0x636E6E62  # "cnnb": PostgreSQL's advisory lock for upgrades
 log = logging.getLogger(__name__)
 
 
+def lock(conn: sa.Connection) -> bool:
+    """PostgreSQL: hold the schema's advisory lock until this transaction ends, so that two writers making or
+    upgrading one store do it once (True); other databases: nothing (False)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    return True
+
+
 def revision_of(conn: sa.Connection, tables: set[str]) -> str:
     if "alembic_version" in tables:
         row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
@@ -59,10 +68,10 @@ def upgrade(engine: sa.Engine, label: str, sqlite_path: Optional[Path]) -> tuple
     from alembic import command
 
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-        elif engine.dialect.name == "sqlite":  # a write opens the transaction and takes the write lock now
+        if engine.dialect.name == "sqlite":  # a write opens the transaction and takes the write lock now
             conn.execute(sa.text("UPDATE cnnbench_meta SET value = value WHERE key = 'schema_version'"))
+        else:
+            lock(conn)
         tables = set(sa.inspect(conn).get_table_names())
         current = revision_of(conn, tables)
         if current == HEAD:

@@ -174,6 +174,8 @@ class Store:
             cursor.execute("PRAGMA busy_timeout = 60000")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute(f"PRAGMA query_only = {0 if self._ours else 1}")
+            if self._ours:
+                cursor.execute("PRAGMA journal_mode = WAL")
         elif self.engine.dialect.name == "postgresql" and not self._ours:
             cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             dbapi_connection.commit()  # a SET inside a transaction that is rolled back would be undone
@@ -244,9 +246,15 @@ class Store:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode = WAL")
         with self.engine.begin() as conn:
-            _meta.create_all(conn)
-            conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            migrate.stamp_head(conn)
+            if migrate.lock(conn) and sa.inspect(conn).get_table_names():
+                made_meanwhile = True  # another writer made the store while this one waited for the lock
+            else:
+                made_meanwhile = False
+                _meta.create_all(conn)
+                conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                migrate.stamp_head(conn)
+        if made_meanwhile:
+            return self._check_schema(create, upgrade)
         self.tables = set(_meta.tables) | {"alembic_version"}
         self.columns = {table.name: {c.name for c in table.c} for table in _meta.tables.values()}
 
@@ -444,7 +452,8 @@ def _engine(url: str, label: str, *, sqlite: bool) -> sa.Engine:
     postgres = parsed.get_backend_name() == "postgresql"
     args: dict[str, Any] = {"timeout": 60} if sqlite else {"connect_timeout": 10} if postgres else {}
     try:
-        return sa.create_engine(parsed, connect_args=args)
+        # SQLite: a connection per use (NullPool), so that a long-lived reader never keeps a stale WAL snapshot
+        return sa.create_engine(parsed, connect_args=args, **({"poolclass": sa.pool.NullPool} if sqlite else {}))
     except ImportError as exc:
         if postgres:
             raise Unavailable("a PostgreSQL results store needs the psycopg driver: "
