@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -37,6 +38,8 @@ def resolve(name: str) -> ModelEntry:
 
 def select(pattern: str) -> list[str]:
     load_plugins()
+    with contextlib.suppress(classic_cnns.UnknownModelError):  # a registered name as it is, '[' or ',' in it too
+        return [classic_cnns.get_entry(pattern).name]
     names = classic_cnns.list_models(pattern)
     if not names and not any(ch in pattern for ch in "*?[,"):
         resolve(pattern)  # a plain name: fail with the closest names
