@@ -148,7 +148,7 @@ def test_the_axis_table_is_the_one_description_of_a_case():
     assert set(EXCLUDE_KEYS) == {f.name for f in fields(Case)} - {"input_shape"}
     # a valid value of each axis (checked when the command line is parsed)
     value = {axis: axis.choices[0] if axis.choices else "1,8,8" if axis.field == "input_shape" else
-             "1" if axis.parse else "m" for axis in AXES}
+             "cpu" if axis.field == "device" else "1" if axis.parse else "m" for axis in AXES}
     run = build_parser().parse_args(["run", *[x for axis in AXES for x in (axis.run_flag, value[axis])]])
     case = build_parser().parse_args(["profile", "m", *[x for axis in AXES if axis.case_flag
                                                         for x in (axis.case_flag, value[axis])]])
