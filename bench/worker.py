@@ -201,7 +201,8 @@ def _apply_request(request: dict[str, Any]) -> tuple[Case, Measure]:
     return Case.from_dict(request["case"]), Measure.from_dict(request["measure"])
 
 
-def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
+def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
+          own_limit: Callable[[Optional[float]], None] = lambda seconds: None) -> int:
     """Interleaved measurement (``python -m bench.worker --serve``), one JSON object per line.
 
     The first line is a request like the file of ``main``; the worker builds, checks
@@ -225,7 +226,7 @@ def _serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int
     case, sampling = _apply_request(request)
     # its own limit while it works (build, blocks), none while it waits for the next request: the others' turns;
     # a runner that ends closes its input, which ends the wait
-    processes.own_limit(sampling.timeout_s)
+    own_limit(sampling.timeout_s)
     processes.pin(request.get("cpus"))
     device = device_of(case.device)
     figures: dict[str, Any] = {}
@@ -246,10 +247,10 @@ def _serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int
         if watch:
             watch.sampling_starts()
         reply({"ready": True, **figures})
-        processes.own_limit(None)
+        own_limit(None)
         finished = False
         for line in lines:
-            processes.own_limit(sampling.timeout_s)
+            own_limit(sampling.timeout_s)
             ask = json.loads(line)
             if ask.get("finish"):
                 finished = True
@@ -263,7 +264,7 @@ def _serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int
             if ask.get("settle"):
                 time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the next runs
             reply({"samples_ns": samples})
-            processes.own_limit(None)
+            own_limit(None)
     if finished:
         ends = {"gpu_start": gpu_start, "gpu_end": device.telemetry(), "compile_counts": watch and watch.counts()}
         reply({**device.memory(rss), **{k: asdict(v) for k, v in ends.items() if v is not None}})
@@ -285,7 +286,7 @@ def main(argv: list[str]) -> int:
             out.write(json.dumps(obj) + "\n")
             out.flush()
 
-        return serve(iter(sys.stdin.readline, ""), reply)
+        return serve(iter(sys.stdin.readline, ""), reply, processes.own_limit)  # a worker process: its own limit
     case, sampling = _apply_request(json.loads(Path(argv[0]).read_text()))
     processes.own_limit(sampling.timeout_s)  # the runner's limit, kept even if the runner is gone
     result = measure(case, sampling)
