@@ -215,13 +215,6 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
     as does the end of input (with the GPU's telemetry at ready and at finish, and a compiled case's Dynamo
     counts, where there are some). Between blocks it waits on its input, idle, while the others run.
     """
-    try:
-        return _serve(lines, reply)
-    finally:
-        processes.own_limit(None)  # a caller in this process (a test, ``--isolation none``) keeps no alarm
-
-
-def _serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None]) -> int:
     request = json.loads(next(lines))
     case, sampling = _apply_request(request)
     # its own limit while it works (build, blocks), none while it waits for the next request: the others' turns;
