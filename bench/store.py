@@ -218,7 +218,11 @@ class Store:
         if "cnnbench_meta" in tables:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
-                version = int(row[0]) if row else 0
+                try:
+                    version = int(row[0]) if row else 0
+                except (TypeError, ValueError):
+                    raise StoreError(f"results store {self.label!r} has a schema_version that is not a number "
+                                     f"({row[0]!r:.40}): it is damaged or not a cnnbench store") from None
                 revision = migrate.revision_of(conn, tables) if version == SCHEMA_VERSION else ""
             if version > SCHEMA_VERSION or (version == SCHEMA_VERSION and revision not in migrate.REVISIONS):
                 newer = f"schema {version}" + (f" revision {revision!r}" if version == SCHEMA_VERSION else "")

@@ -107,6 +107,20 @@ def test_newer_schema_is_refused_and_untouched(tmp_path):
     assert digest(path) == before
 
 
+def test_a_schema_version_that_is_not_a_number_is_one_line_and_untouched(tmp_path, capsys):
+    from bench.cli import main
+
+    path = tmp_path / "s.db"
+    Store(path).engine.dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("update cnnbench_meta set value = 'abc' where key = 'schema_version'")
+    before = digest(path)
+    assert main(["runs", "--store", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: results store") and "schema_version that is not a number ('abc')" in err
+    assert len(err.splitlines()) == 1 and digest(path) == before
+
+
 def test_foreign_database_is_refused(tmp_path):
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
