@@ -161,8 +161,8 @@ class Store:
             self._check_file(path, create)
         self.engine = _engine(self.url, self.label, sqlite=path is not None)
         sa.event.listen(self.engine, "connect", self._on_connect)
-        if path is None:
-            sa.event.listen(self.engine, "handle_error", functools.partial(_server_error, self.label))
+        sa.event.listen(self.engine, "handle_error",
+                        functools.partial(_server_error if path is None else _file_error, self.label))
         try:
             self._check_schema(create, create if upgrade is None else upgrade)
         except (DatabaseError, OperationalError) as exc:
@@ -482,6 +482,18 @@ def _server_error(label: str, context: Any) -> None:
     if "authentication failed" in text or "no password supplied" in text or "does not exist" in text:
         raise StoreError(f"results store {label!r} refused the connection: {reason}") from None
     raise Unavailable(f"results store {label!r} cannot be reached: {reason}") from None
+
+
+_FILE_FAILURES = ("disk is full", "disk i/o error", "readonly database", "read-only database")
+
+
+def _file_error(label: str, context: Any) -> None:
+    """An SQLite file that cannot take a write (a full disk, an I/O error, a read-only file) as one line
+    (Unavailable, exit 3): what was committed before stays. Other errors go on as they are."""
+    if isinstance(context.sqlalchemy_exception, OperationalError):
+        reason = _reason(context.original_exception)
+        if any(failure in reason.lower() for failure in _FILE_FAILURES):
+            raise Unavailable(f"results store {label!r} cannot be written: {reason}") from None
 
 
 def _label(location: "str | os.PathLike[str]") -> str:

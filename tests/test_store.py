@@ -8,6 +8,7 @@ import threading
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from bench.cases import Case
 from bench.cli import main
@@ -119,6 +120,25 @@ def test_a_schema_version_that_is_not_a_number_is_one_line_and_untouched(tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: results store") and "schema_version that is not a number ('abc')" in err
     assert len(err.splitlines()) == 1 and digest(path) == before
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_committed(tmp_path):
+    from bench.errors import Unavailable
+
+    store = Store(tmp_path / "s.db")
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+
+    def fill_up(dbapi_conn, _record):  # the file may not grow: SQLite's own "database or disk is full"
+        pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    sa.event.listen(store.engine, "connect", fill_up)
+    with pytest.raises(Unavailable, match="cannot be written: database or disk is full"):
+        for n in range(2, 200):
+            store.add_result(run_id, a_result(n))
+    sa.event.remove(store.engine, "connect", fill_up)
+    assert a_result(1) in store.results(run_id)
 
 
 def test_foreign_database_is_refused(tmp_path):
