@@ -68,11 +68,9 @@ def cli(*args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_kill_the_runner_mid_suite_then_resume_loses_nothing(store_url):
-    db = store_url
-    runner = cli("run", "--models", "fault_slow", "--batch-sizes", "1,2,3,4,5,6", "--precision", "fp32",
-                 "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.5", "--store", db, "--quiet")
-    deadline = time.time() + 120
+def wait_for_cases(db, cases, timeout_s=120):
+    """The store once its newest run holds ``cases`` cases (or the timeout passed), polled every 0.2 s."""
+    deadline = time.time() + timeout_s
     store = None
     while time.time() < deadline:
         try:
@@ -81,17 +79,29 @@ def test_kill_the_runner_mid_suite_then_resume_loses_nothing(store_url):
             time.sleep(0.2)
             continue
         runs = store.list_runs()
-        if runs and runs[0]["cases_done"] >= 2:
+        if runs and runs[0]["cases_done"] >= cases:
             break
         time.sleep(0.2)
+    return store
+
+
+def resume(run_id, db):
+    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", run_id, "--store", db, "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_kill_the_runner_mid_suite_then_resume_loses_nothing(store_url):
+    db = store_url
+    runner = cli("run", "--models", "fault_slow", "--batch-sizes", "1,2,3,4,5,6", "--precision", "fp32",
+                 "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.5", "--store", db, "--quiet")
+    store = wait_for_cases(db, 2)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     run_id = store.list_runs()[0]["run_id"]
     before = {r.case.key: r for r in store.results(run_id)}
     assert 2 <= len(before) < 6
-    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", run_id, "--store", db, "--quiet"],
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+    resume(run_id, db)
     after = {r.case.key: r for r in store.results(run_id)}
     assert len(after) == 6 and sorted(r.case.batch_size for r in after.values()) == [1, 2, 3, 4, 5, 6]
     assert all(after[key] == result for key, result in before.items())  # what finished is untouched
@@ -213,28 +223,14 @@ def test_a_group_in_flight_when_the_runner_is_killed_is_measured_again_whole(tmp
     db = str(tmp_path / "s.db")
     runner = cli("run", "--models", "fault_slow", "--batch-sizes", "1,2,3", "--precision", "fp32,bf16",
                  "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.5", "--store", db, "--quiet")
-    deadline = time.time() + 120
-    store = None
-    while time.time() < deadline:  # kill it once the first group (batch 1: fp32 and bf16 together) is stored
-        if Path(db).exists():
-            try:
-                store = store or Store(db, create=False)
-            except StoreError:
-                time.sleep(0.1)
-                continue
-            runs = store.list_runs()
-            if runs and runs[0]["cases_done"] >= 2:
-                break
-        time.sleep(0.1)
+    store = wait_for_cases(db, 2)  # the first group (batch 1: fp32 and bf16 together) is stored
     time.sleep(1.0)  # well inside the second group's warm-up or rounds (each member: >= 0.5 s of blocks)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     run_id = store.list_runs()[0]["run_id"]
     before = {r.case.key: r for r in store.results(run_id)}
     assert len(before) % 2 == 0 and 2 <= len(before) < 6  # whole groups only: none half-stored
-    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", run_id, "--store", db, "--quiet"],
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+    resume(run_id, db)
     after = store.results(run_id)
     assert sorted((r.case.batch_size, r.case.precision) for r in after) == [
         (b, p) for b in (1, 2, 3) for p in ("bf16", "fp32")]  # every case once
