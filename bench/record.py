@@ -90,6 +90,8 @@ class Result:
     cpu_rss_baseline_bytes: Optional[int] = None
     cuda_peak_allocated_bytes: Optional[int] = None
     cuda_peak_reserved_bytes: Optional[int] = None
+    cuda_allocated_baseline_bytes: Optional[int] = None  # allocated once warm-up is over (the memory window opens)
+    cuda_peak_allocated_delta_bytes: Optional[int] = None  # the peak allocated above that baseline
     check_channels_last: Optional[bool] = None
     output_dtype: Optional[str] = None
     check_dtype: Optional[bool] = None
