@@ -106,6 +106,15 @@ def case_change(item: str) -> tuple[str, str]:
     return by_flag[flag], value.strip()
 
 
+def device_covers(rule: str, device: str) -> bool:
+    """Whether an exclusion rule's device covers a case's device: a kind alone ("cuda") covers every device of
+    that kind (cuda, cuda:1, ...); one GPU by its index ("cuda:1", or "cuda:0", which a case spells "cuda") covers
+    that GPU only."""
+    if ":" in str(rule):
+        return values.device(rule, DEVICES) == device
+    return device.partition(":")[0] == str(rule).strip()
+
+
 DEVICE_THREADS = 1  # a GPU case's threads: a label, not a setting (host threads do not time the device)
 
 

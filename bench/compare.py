@@ -146,9 +146,20 @@ def exact_changes(baseline: Sequence[Result], candidate: Sequence[Result], toler
     return out
 
 
-def env_differences(base_env: dict, cand_env: dict) -> list[str]:
-    return [f"{key}: {base_env.get(key)!r} -> {cand_env.get(key)!r}"
-            for key in ENV_KEYS if base_env.get(key) != cand_env.get(key)]
+def env_differences(base_env: dict, cand_env: dict, devices: Sequence[str] = ()) -> list[str]:
+    """The ENV_KEYS that differ, then the GPUs that ``devices`` (the compared cases' devices: cuda, cuda:1) name
+    where the two runs hold different models (``gpu_names``, by index; ``gpu_name`` is only the first GPU's).
+    A run recorded before ``gpu_names`` is not judged on them."""
+    out = [f"{key}: {base_env.get(key)!r} -> {cand_env.get(key)!r}"
+           for key in ENV_KEYS if base_env.get(key) != cand_env.get(key)]
+    if "gpu_names" in base_env and "gpu_names" in cand_env:
+        for device in sorted(set(devices) - {"cpu"}):
+            index = int(device.partition(":")[2] or 0)
+            old, new = (names[index] if index < len(names) else None
+                        for names in (base_env["gpu_names"], cand_env["gpu_names"]))
+            if old != new:
+                out.append(f"{device}: {old!r} -> {new!r}")
+    return out
 
 
 def machine_difference(base_run: dict, cand_run: dict) -> Optional[str]:
@@ -172,7 +183,8 @@ def comparable(base: "Side", cand: "Side", *, strict_env: bool = False, cross_ma
     if why and not cross_machine:
         raise BadValue(f"refusing to compare runs from different machines: {why}; pass --cross-machine to compare "
                        "them anyway")
-    env_diff = env_differences(base.meta.get("environment", {}), cand.meta.get("environment", {}))
+    devices = {r.case.device for r in base.results} & {r.case.device for r in cand.results}
+    env_diff = env_differences(base.meta.get("environment", {}), cand.meta.get("environment", {}), sorted(devices))
     if env_diff and strict_env:
         raise BadValue("refusing to compare runs from different environments (--strict-env): " + "; ".join(env_diff))
     return env_diff

@@ -86,6 +86,7 @@ def collect(tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str, Any]
         "torch_threads": torch.get_num_threads(),
         "cuda_available": cuda,
         "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu_names": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "gpu_count": torch.cuda.device_count() if cuda else 0,
         "gpu_driver": _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]) if cuda else None,
         "gpu_uuids": gpu_uuids() if cuda else [],

@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from .cases import AXES, CASE_AXES, DEVICE_THREADS, EXCLUDE_KEYS, GROUPINGS, Case, Measure, all_cores
+from .cases import (AXES, CASE_AXES, DEVICE_THREADS, DEVICES, EXCLUDE_KEYS, GROUPINGS, Case, Measure, all_cores,
+                    device_covers)
 from .errors import BadValue
-from .values import one_of
+from .values import device, one_of
 from .zoo import resolve, select
 
 if sys.version_info >= (3, 11):
@@ -39,6 +40,7 @@ else:  # pragma: no cover
 SEED_MODELS = ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "googlenet")
 _PRODUCT = tuple(axis for axis in AXES if axis.product)
 _BY_SUITE_KEY = {axis.suite_key: axis for axis in AXES}
+_BY_FIELD = {axis.field: axis for axis in AXES}
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,14 @@ class Suite:
 
 
 def _matches(case: Case, rule: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether an exclusion rule covers a case: every key of the rule names one of the case's values (a device
+    kind names each of its devices, ``bench.cases.device_covers``)."""
     for key, value in rule:
         allowed = value if isinstance(value, (list, tuple)) else (value,)
-        if getattr(case, key) not in allowed:
+        if key == "device":
+            if not any(device_covers(v, case.device) for v in allowed):
+                return False
+        elif getattr(case, key) not in allowed:
             return False
     return True
 
@@ -114,14 +121,33 @@ def _axis(suite_key: str, given: Any) -> Any:
     return tuple(given)
 
 
+def _rule_value(key: str, value: Any) -> Any:
+    """One value of an exclusion rule, checked as its axis checks it: a rule that can never match (a precision
+    misspelt, a device that is none) is refused, not silently kept. A device keeps its spelling: "cuda" (every
+    GPU) and "cuda:0" (the first only) mean different rules. Model names are taken as they are."""
+    axis = _BY_FIELD[key]
+    if key == "device":
+        device(value, DEVICES)
+        return str(value).strip()
+    if axis.parse is not None:
+        return axis.parse(value)
+    if axis.choices:
+        return one_of(value, axis.choices, f"exclude {key}")
+    return value
+
+
 def _exclusions(rules: Any) -> tuple[tuple[tuple[str, Any], ...], ...]:
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise BadValue(f"exclude must be a list of tables like {{ precision = \"amp-bf16\" }}, got {rules!r}")
+    checked = []
     for rule in rules:
         for key in rule:
             if key not in EXCLUDE_KEYS:
                 raise BadValue(f"unknown exclude key {key!r}; allowed: {', '.join(sorted(EXCLUDE_KEYS))}")
-    return tuple(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in r.items())) for r in rules)
+        checked.append(tuple(sorted(
+            (k, tuple(_rule_value(k, x) for x in v) if isinstance(v, list) else _rule_value(k, v))
+            for k, v in rule.items())))
+    return tuple(checked)
 
 
 def suite_from_dict(data: dict[str, Any], *, name: str) -> Suite:

@@ -154,3 +154,40 @@ def test_the_axis_table_is_the_one_description_of_a_case():
                                                         for x in (axis.case_flag, value[axis])]])
     assert all(getattr(run, axis.run_flag[2:].replace("-", "_")) == value[axis] for axis in AXES)
     assert all(getattr(case, axis.case_flag[2:].replace("-", "_")) == value[axis] for axis in AXES if axis.case_flag)
+
+
+def _devices_left(exclude):
+    suite = suite_from_dict({"models": ["lenet5"], "devices": ["cpu", "cuda", "cuda:1", "cuda:2"],
+                             "exclude": exclude}, name="t")
+    return sorted(c.device for c in suite.cases())
+
+
+def test_an_exclusion_by_device_kind_covers_every_gpu_and_by_index_one():
+    assert _devices_left([{"device": "cuda"}]) == ["cpu"]
+    assert _devices_left([{"device": "cuda:1"}]) == ["cpu", "cuda", "cuda:2"]
+    assert _devices_left([{"device": "cuda:0"}]) == ["cpu", "cuda:1", "cuda:2"]  # cuda:0 is the case spelt cuda
+    assert _devices_left([{"device": ["cpu", " cuda:02"]}]) == ["cuda", "cuda:1"]
+    amp = suite_from_dict({"models": ["lenet5"], "devices": ["cuda", "cuda:1"], "precisions": ["fp32", "amp-bf16"],
+                           "exclude": [{"device": "cuda", "precision": "amp-bf16"}]}, name="t").cases()
+    assert sorted((c.device, c.precision) for c in amp) == [("cuda", "fp32"), ("cuda:1", "fp32")]
+
+
+def test_an_exclusion_by_device_survives_the_suite_file(tmp_path):
+    path = tmp_path / "gpus.toml"
+    path.write_text('models = ["lenet5"]\ndevices = ["cuda:0", "cuda:1"]\nbatch_sizes = [1, 8]\n'
+                    'exclude = [{ device = "cuda", batch_size = 8 }, { device = "cuda:1", batch_size = 1 }]\n')
+    cases = load_toml(str(path)).cases()
+    assert sorted((c.device, c.batch_size) for c in cases) == [("cuda", 1)]
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"device": "gpu"}, "device must be one of cpu, cuda, or cuda:N for one GPU by its index (e.g. cuda:1), got 'gpu'"),
+    ({"device": ["cuda", "cuda:x"]}, "got 'cuda:x'"),
+    ({"precision": "amp-bf17"}, "exclude precision must be one of fp32, amp-bf16, amp-fp16, bf16, fp16, got 'amp-bf17'"),
+    ({"batch_size": 0}, "batch size must be a positive integer, got 0"),
+    ({"mode": "training"}, "exclude mode must be one of infer, train, got 'training'"),
+])
+def test_an_exclusion_that_could_never_match_is_refused_with_the_value(rule, message):
+    with pytest.raises(BadValue) as info:
+        suite_from_dict({"models": ["lenet5"], "exclude": [rule]}, name="t")
+    assert message in str(info.value)

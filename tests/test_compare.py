@@ -302,3 +302,23 @@ def test_the_environment_check_covers_the_gpu_stack_and_cudnn_benchmark():
     assert env_differences(base, cand) == ["cudnn_benchmark: False -> True", "cuda_build: '12.4' -> '12.6'",
                                            "cudnn: 90100 -> 90500", "gpu_driver: '550.54.15' -> '560.35.03'"]
     assert env_differences(base, dict(base)) == []
+
+
+def test_the_environment_check_names_the_gpus_the_cases_ran_on():
+    """gpu_name is the first GPU's: a run on cuda:1 is judged on GPU 1's model, found in gpu_names by index."""
+    from bench.compare import Side, comparable
+
+    base = {"gpu_name": "NVIDIA A100-SXM4-40GB", "gpu_names": ["NVIDIA A100-SXM4-40GB", "NVIDIA H100 80GB HBM3"]}
+    cand = {"gpu_name": "NVIDIA A100-SXM4-40GB", "gpu_names": ["NVIDIA A100-SXM4-40GB", "NVIDIA H200"]}
+    assert env_differences(base, cand, ["cuda"]) == []
+    assert env_differences(base, cand, ["cpu", "cuda:1"]) == ["cuda:1: 'NVIDIA H100 80GB HBM3' -> 'NVIDIA H200'"]
+    assert env_differences(base, {**cand, "gpu_names": cand["gpu_names"][:1]}, ["cuda:1"]) == [
+        "cuda:1: 'NVIDIA H100 80GB HBM3' -> None"]  # the candidate's machine has no second GPU
+    assert env_differences({"gpu_name": base["gpu_name"]}, cand, ["cuda:1"]) == []  # recorded before gpu_names
+
+    def side(label, env, device):
+        return Side(label, {"environment": env}, (Result(case=Case("lenet5", device=device), status="ok"),))
+
+    assert comparable(side("a", base, "cuda:1"), side("b", cand, "cuda:1")) == [
+        "cuda:1: 'NVIDIA H100 80GB HBM3' -> 'NVIDIA H200'"]
+    assert comparable(side("a", base, "cuda"), side("b", cand, "cuda")) == []

@@ -23,7 +23,8 @@ def test_the_fingerprint_is_the_hardware_not_the_software():
 def test_collect_records_the_fingerprint_of_what_it_found():
     env = environment.collect()
     assert env["machine_fingerprint"] == environment.fingerprint(env)
-    assert {"cpu_model", "cpu_cores_logical", "gpu_name", "gpu_count", "gpu_driver", "torch", "cuda_build"} <= set(env)
+    assert {"cpu_model", "cpu_cores_logical", "gpu_name", "gpu_names", "gpu_count", "gpu_driver", "torch",
+            "cuda_build"} <= set(env)
 
 
 def _flags():
