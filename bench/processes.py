@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional, Sequence
 
@@ -230,6 +231,58 @@ def start(module: str, args: Sequence[str], *, src: Optional[str] = None, stdin:
                             cwd=cwd, env=env, start_new_session=True, text=text)
 
 
+def wait_for(proc: "subprocess.Popen | Forked", timeout_s: float) -> Optional[str]:
+    """Wait for a worker to end: its stderr, or None when it passed ``timeout_s`` and was killed (its whole group).
+    Ctrl-C or the runner being stopped takes the worker down too; what a worker that ended by itself left in its
+    group is cleared."""
+    try:
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        return None
+    except BaseException:
+        kill_group(proc)
+        raise
+    clear_group(proc)
+    return (err or b"").decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a worker run on a request ended (``run_on_request``)."""
+
+    answer: Optional[dict[str, Any]]  # the JSON it wrote to its answer file; None when it wrote none
+    returncode: Optional[int]  # its exit status (negative: the signal); None when it passed its limit
+    stderr: str  # all it wrote there
+    timeout_s: float  # its limit
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+    def reason(self, missing: str) -> str:
+        """Why it ended without its ``missing`` answer: its limit passed, or ``exit_reason``'s signal or status
+        and last stderr line."""
+        if self.returncode is None:
+            return f"worker passed its {self.timeout_s:g} s limit and was killed"
+        return exit_reason(self.returncode, self.stderr, missing)
+
+
+def run_on_request(module: str, kind: str, request: dict[str, Any], timeout_s: float, answers: bool = True) -> Ended:
+    """``python -m MODULE REQUEST.json [ANSWER.json]``: the request written to a scratch folder of ``kind`` (removed
+    afterwards, however it ends), one worker started on it (``start``) and waited for up to ``timeout_s``
+    (``wait_for``); with ``answers``, the JSON it wrote to ANSWER.json is read back."""
+    with scratch(kind) as tmp:
+        path, out = tmp / "request.json", tmp / "result.json"
+        path.write_text(json.dumps(request))
+        proc = start(module, [str(path), *([str(out)] if answers else [])])
+        err = wait_for(proc, timeout_s)
+        if err is None:
+            return Ended(None, None, "", timeout_s)
+        return Ended(json.loads(out.read_text()) if answers and out.exists() else None, proc.returncode, err,
+                     timeout_s)
+
+
 def kill_group(proc: "subprocess.Popen | Forked") -> None:
     """SIGKILL the worker's whole process group (or the worker, should it not lead one yet), then reap it."""
     try:
@@ -295,7 +348,7 @@ def own_limit(seconds: Optional[float]) -> None:
     signal.alarm(math.ceil(seconds + OWN_LIMIT_GRACE_S) if seconds else 0)
 
 
-_SCRATCH = re.compile(r"cnnbench-(worker|profile)-([0-9]+)-[a-z0-9_]+")
+_SCRATCH = re.compile(r"cnnbench-(worker|profile|calibrate)-([0-9]+)-[a-z0-9_]+")
 
 
 @contextlib.contextmanager

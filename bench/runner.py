@@ -38,10 +38,8 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
-import json
 import math
 import os
-import subprocess
 import tempfile
 import time
 import uuid
@@ -108,40 +106,17 @@ def static_figures(case: Case) -> dict[str, Optional[int]]:
 def run_isolated(case: Case, sampling: Measure, options: RunOptions) -> Result:
     """One case in a fresh worker process."""
     started, t0 = time.time(), time.perf_counter()
-    with processes.scratch("worker") as tmp:
-        request, answer = tmp / "request.json", tmp / "result.json"
-        request.write_text(json.dumps({
-            "case": case.to_dict(), "measure": asdict(sampling), "memory_limit_bytes": options.memory_limit_bytes,
-            "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
-        }))
-        proc = processes.start("bench.worker", [str(request), str(answer)])
-
-        def failed(status: str, reason: str) -> Result:
-            return Result(case=case, status=status, reason=reason, started_at=started,
-                          duration_s=time.perf_counter() - t0)
-
-        err = _wait(proc, sampling.timeout_s)
-        if err is None:
-            return failed("timeout", f"worker passed its {sampling.timeout_s:g} s limit and was killed")
-        if answer.exists():
-            return Result.from_dict(json.loads(answer.read_text()))
-        return failed("crashed", processes.exit_reason(proc.returncode, err, "result"))
+    ended = processes.run_on_request("bench.worker", "worker", {
+        "case": case.to_dict(), "measure": asdict(sampling), "memory_limit_bytes": options.memory_limit_bytes,
+        "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
+    }, sampling.timeout_s)
+    if ended.answer is not None:
+        return Result.from_dict(ended.answer)
+    return Result(case=case, status="timeout" if ended.timed_out else "crashed", reason=ended.reason("result"),
+                  started_at=started, duration_s=time.perf_counter() - t0)
 
 
-def _wait(proc: subprocess.Popen, timeout_s: float) -> Optional[str]:
-    """Wait for a worker to end: its stderr, or None when it passed ``timeout_s`` and was killed.
-    Ctrl-C or the runner being stopped takes the worker down too."""
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        processes.kill_group(proc)
-        return None
-    except BaseException:
-        processes.kill_group(proc)
-        raise
-    processes.clear_group(proc)
-    return (err or b"").decode(errors="replace")
-
+_wait = processes.wait_for  # the name tests/test_processes.py knows it by
 
 CALIBRATE_TIMEOUT_S = 300.0  # one short matmul per device, dtype and thread count, CUDA start-up included
 
@@ -155,13 +130,10 @@ def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, floa
     if options.isolation == "none":
         set_backends(options.tf32, options.cudnn_benchmark)
         return calibrate(few, options.calibrate_seconds)
-    with processes.scratch("calibrate") as tmp:
-        request, answer = tmp / "request.json", tmp / "result.json"
-        request.write_text(json.dumps({"cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds,
-                                       "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark}))
-        proc = processes.start("bench.calibrate", [str(request), str(answer)])
-        _wait(proc, CALIBRATE_TIMEOUT_S)
-        return json.loads(answer.read_text())["peaks"] if answer.exists() else {}
+    ended = processes.run_on_request("bench.calibrate", "calibrate", {
+        "cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds, "tf32": options.tf32,
+        "cudnn_benchmark": options.cudnn_benchmark}, CALIBRATE_TIMEOUT_S)
+    return ended.answer["peaks"] if ended.answer is not None else {}
 
 
 def profile_isolated(case: Case, out: str, run_id: str) -> str:
@@ -170,17 +142,13 @@ def profile_isolated(case: Case, out: str, run_id: str) -> str:
     The case goes to ``python -m bench.profiling REQUEST.json`` as a file; returns "" when the
     profile was written, else why not (for the case's row).
     """
-    with processes.scratch("profile") as tmp:
-        request = tmp / "request.json"
-        request.write_text(json.dumps({"case": case.to_dict(), "out": out, "run": run_id,
-                                       "timeout_s": PROFILE_TIMEOUT_S}))
-        proc = processes.start("bench.profiling", [str(request)])
-        err = _wait(proc, PROFILE_TIMEOUT_S)
-        if err is None:
-            return f"profile passed its {PROFILE_TIMEOUT_S:g} s limit and was killed"
-        if proc.returncode != 0:
-            return "profile failed: " + processes.exit_reason(proc.returncode, err, "profile").removeprefix("worker ")
-    return ""
+    ended = processes.run_on_request("bench.profiling", "profile", {
+        "case": case.to_dict(), "out": out, "run": run_id, "timeout_s": PROFILE_TIMEOUT_S},
+        PROFILE_TIMEOUT_S, answers=False)
+    if ended.returncode == 0:
+        return ""
+    why = ended.reason("profile").removeprefix("worker ")
+    return f"profile {why}" if ended.timed_out else f"profile failed: {why}"
 
 
 def run_in_process(case: Case, sampling: Measure, options: RunOptions) -> Result:

@@ -160,3 +160,43 @@ def test_scratch_folders_of_runners_that_are_gone_are_removed(tmp_path, monkeypa
     with processes.scratch("worker") as folder:
         assert folder.is_dir() and folder.parent == tmp_path
     assert not left.exists() and mine.exists() and not folder.exists()
+
+
+CUDA_ERROR = """Traceback (most recent call last):
+  File "/work/bench/calibrate.py", line 42, in matmul_peak_gflop_s
+    a = torch.randn(n, n, device=where.torch_device()).to(dtype_)
+        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+RuntimeError: CUDA error: out of memory
+CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.
+For debugging consider passing CUDA_LAUNCH_BLOCKING=1
+Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.
+"""
+
+
+def test_a_worker_on_a_request_answers_or_says_why_not(on_path, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    done = processes.run_on_request("forked_main", "calibrate", {"answer": {"peaks": {"cpu/float32/t1": 9.5}}}, 30)
+    assert done == processes.Ended({"peaks": {"cpu/float32/t1": 9.5}}, 0, "", 30) and not done.timed_out
+    failed = processes.run_on_request("forked_main", "calibrate", {"stderr": CUDA_ERROR, "exit": 1}, 30)
+    assert failed.answer is None and failed.returncode == 1
+    assert failed.reason("peaks") == ("worker exited with status 1 and no peaks: Compile with `TORCH_USE_CUDA_DSA` "
+                                      "to enable device-side assertions.")  # one line: CUDA's advice, not the error
+    slow = processes.run_on_request("forked_main", "profile", {"sleep": 60}, 0.5, answers=False)
+    assert slow.timed_out and slow.answer is None and slow.reason("profile") == (
+        "worker passed its 0.5 s limit and was killed")
+    assert list(tmp_path.iterdir()) == []  # every scratch folder removed
+
+
+def test_scratch_folders_of_a_gone_runners_calibration_are_removed_too(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"cnnbench-calibrate-{dead.pid}-abc123"
+    left.mkdir()
+    with processes.scratch("worker"):
+        pass
+    assert not left.exists()
