@@ -80,6 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_options(cases, options)  # before any work
         store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
         run_id = (run := start_run(suite, options, machine=args.machine)).id
+        for warning in run.warnings:
+            print(f"warning: {escape.terminal(warning)}", file=sys.stderr)
     with views.Progress(f"run {run_id} -> {store.label}", quiet=args.quiet or args.json) as progress:
         execute(store, run, on_start=progress.case, on_result=lambda result: progress.row(result_row(result)))
     rows = progress.rows

@@ -1,6 +1,7 @@
 """The one error tree of the harness. The CLI catches ``CnnbenchError`` once.
 
     CnnbenchError                 anything the harness reports as one line (exit 1)
+     ├── WorkerFailed             a worker the harness needed ended without its answer, with why
      ├── BadInput                 the user asked for something not allowed (exit 2)
      │    ├── UnknownModel        a name that is not registered
      │    ├── BadValue            a malformed or out-of-range option value
@@ -21,6 +22,11 @@ class CnnbenchError(Exception):
     """Base of every error the harness reports without a traceback."""
 
     exit_code = 1
+
+
+class WorkerFailed(CnnbenchError):
+    """A worker process ended without the answer it was started for; the message says how it ended and what its
+    stderr said last."""
 
 
 class BadInput(CnnbenchError):

@@ -260,12 +260,12 @@ class Ended:
     def timed_out(self) -> bool:
         return self.returncode is None
 
-    def reason(self, missing: str) -> str:
+    def reason(self, missing: str, lines: int = 1) -> str:
         """Why it ended without its ``missing`` answer: its limit passed, or ``exit_reason``'s signal or status
-        and last stderr line."""
+        and the last ``lines`` lines of its stderr."""
         if self.returncode is None:
             return f"worker passed its {self.timeout_s:g} s limit and was killed"
-        return exit_reason(self.returncode, self.stderr, missing)
+        return exit_reason(self.returncode, self.stderr, missing, lines)
 
 
 def run_on_request(module: str, kind: str, request: dict[str, Any], timeout_s: float, answers: bool = True) -> Ended:
@@ -311,10 +311,15 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def exit_reason(returncode: int, stderr: str, missing: str) -> str:
-    """Why a worker ended without its ``missing`` (result, reply): the signal or status, and stderr's last line."""
+def exit_reason(returncode: int, stderr: str, missing: str, lines: int = 1) -> str:
+    """Why a worker ended without its ``missing`` (result, reply): the signal or status, and stderr's last line;
+    with ``lines`` > 1, its last ``lines`` message lines joined by " / ": a traceback's header and its frames
+    (indented) are passed over, so that what is left is the error and whatever followed it (CUDA's advice)."""
     tail = [line for line in stderr.splitlines() if line.strip()]
-    last = f": {tail[-1].strip()}" if tail else ""
+    if lines > 1:
+        tail = [line for line in tail if not line[0].isspace() and not line.startswith("Traceback (")] or tail
+    tail = [line.strip() for line in tail[-lines:]]
+    last = f": {' / '.join(tail)}" if tail else ""
     if returncode < 0:
         name = signal_name(-returncode)
         hint = " (the kernel's OOM killer sends this)" if name == "SIGKILL" else ""

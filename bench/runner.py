@@ -52,7 +52,7 @@ from .analysis import analyse
 from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure
 from .devices import device_of
-from .errors import BadInput, BadValue
+from .errors import BadInput, BadValue, WorkerFailed
 from .group import Arm, Member, paired_rounds, run_group
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
@@ -119,12 +119,14 @@ def run_isolated(case: Case, sampling: Measure, options: RunOptions) -> Result:
 _wait = processes.wait_for  # the name tests/test_processes.py knows it by
 
 CALIBRATE_TIMEOUT_S = 300.0  # one short matmul per device, dtype and thread count, CUDA start-up included
+CALIBRATE_STDERR_LINES = 5  # of a failed calibration's stderr, in its message: CUDA's last lines are advice, not the error
 
 
 def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, float]:
     """The matmul peaks (``bench.calibrate``) measured with the run's backend flags: in a worker of its own
-    (``--isolation process``), or here after ``set_backends`` (``--isolation none``). A calibration that
-    fails or passes its limit leaves the run without peaks (its rows without peak fractions), not failed."""
+    (``--isolation process``), or here after ``set_backends`` (``--isolation none``). A worker that fails or
+    passes its limit is ``WorkerFailed``, saying how it ended and the last lines of its stderr; ``start_run``
+    then goes on without peaks (its rows without peak fractions), with that as a warning."""
     unique = sorted({(c.device, c.precision, c.threads) for c in cases})
     few = [Case("calibration", device=d, precision=p, threads=t) for d, p, t in unique]
     if options.isolation == "none":
@@ -133,7 +135,10 @@ def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, floa
     ended = processes.run_on_request("bench.calibrate", "calibrate", {
         "cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds, "tf32": options.tf32,
         "cudnn_benchmark": options.cudnn_benchmark}, CALIBRATE_TIMEOUT_S)
-    return ended.answer["peaks"] if ended.answer is not None else {}
+    if ended.answer is None:
+        why = ended.reason("peaks", CALIBRATE_STDERR_LINES).removeprefix("worker ")
+        raise WorkerFailed(f"the calibration worker {why}")
+    return ended.answer["peaks"]
 
 
 def profile_isolated(case: Case, out: str, run_id: str) -> str:
@@ -203,22 +208,28 @@ class NewRun:
 
     id: str
     row: dict[str, Any]  # the store's run record (``Store.run``'s shape)
+    warnings: tuple[str, ...] = ()  # what went wrong in planning without stopping the run (a failed calibration)
 
 
 def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None) -> NewRun:
     """Plan a run of ``suite``: its cases, options, environment and calibration; nothing is stored yet.
-    ``machine``: the run's label (default: the hostname)."""
+    ``machine``: the run's label (default: the hostname). A calibration that failed is a warning of the NewRun
+    (``warnings``, for the caller to show), not a failed run."""
     cases = suite.cases()
     check_options(cases, options)
     options = replace(options, group=options.group or suite.group)
     env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
     env["threads"] = sorted({c.threads for c in cases})
-    peaks = calibrate_isolated(cases, options)
+    warnings: tuple[str, ...] = ()
+    try:
+        peaks = calibrate_isolated(cases, options)
+    except WorkerFailed as exc:
+        peaks, warnings = {}, (f"{exc}; the run goes on without peaks, so its rows have no peak_fraction",)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     return NewRun(run_id, {"id": run_id, "suite": suite.name, "suite_definition": suite.to_dict(), "environment": env,
                            "calibration": peaks, "settings": run_settings(suite, cases, options),
                            "started_at": time.time(), "finished_at": None, "cases_total": len(cases),
-                           "machine": machine or env["hostname"]})
+                           "machine": machine or env["hostname"]}, warnings)
 
 
 def pending(run: dict[str, Any], done: set[str]) -> tuple[list[Case], Measure, RunOptions]:

@@ -1,11 +1,16 @@
-"""The matmul calibration (bench.calibrate): in a worker of its own, with the run's backend flags."""
+"""The matmul calibration (bench.calibrate): in a worker of its own, with the run's backend flags, and a worker
+that fails saying why."""
 
 import json
 
+import pytest
 import torch
 
 from bench import calibrate, processes, runner
 from bench.cases import Case
+from bench.errors import WorkerFailed
+from bench.store import Store
+from bench.suites import suite_from_dict
 
 
 def test_a_run_calibrates_in_a_worker_and_leaves_absent_devices_out(monkeypatch):
@@ -47,3 +52,30 @@ def test_isolation_none_calibrates_here_with_the_flags(monkeypatch):
     finally:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     assert seen == [True]
+
+
+def test_a_failed_calibration_worker_says_how_it_ended_and_what_its_stderr_said_last():
+    """A case whose device the worker cannot name: bench.calibrate ends with a traceback, exit status 1."""
+    with pytest.raises(WorkerFailed) as failed:
+        runner.calibrate_isolated([Case("lenet5", device="tpu", threads=1)], runner.RunOptions(calibrate_seconds=0.05))
+    assert str(failed.value) == ("the calibration worker exited with status 1 and no peaks: bench.errors.BadValue: "
+                                 "device must be one of cpu, cuda (cuda:N for one GPU), got 'tpu'")
+
+
+def test_a_run_whose_calibration_failed_goes_on_without_peaks_and_says_why(monkeypatch, tmp_path, capsys):
+    from bench.cli import main
+
+    def fail(cases, options):
+        raise WorkerFailed("the calibration worker killed by SIGKILL (the kernel's OOM killer sends this)")
+
+    monkeypatch.setattr(runner, "calibrate_isolated", fail)
+    planned = runner.start_run(suite_from_dict({"models": ["lenet5"], "threads": [1]}, name="t"), runner.RunOptions())
+    assert planned.row["calibration"] == {} and planned.warnings == (
+        "the calibration worker killed by SIGKILL (the kernel's OOM killer sends this); the run goes on without "
+        "peaks, so its rows have no peak_fraction",)
+    store = tmp_path / "s.db"
+    assert main(["run", "--models", "lenet5", "--batch-sizes", "1", "--precision", "fp32", "--memory-format",
+                 "contiguous", "--threads", "1", "--max-seconds", "0.3", "--quiet", "--store", str(store)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the calibration worker killed by SIGKILL" in err and "Traceback" not in err
+    assert len(Store(store, create=False).list_runs()) == 1  # measured and stored all the same

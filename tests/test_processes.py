@@ -183,6 +183,11 @@ def test_a_worker_on_a_request_answers_or_says_why_not(on_path, tmp_path, monkey
     assert failed.answer is None and failed.returncode == 1
     assert failed.reason("peaks") == ("worker exited with status 1 and no peaks: Compile with `TORCH_USE_CUDA_DSA` "
                                       "to enable device-side assertions.")  # one line: CUDA's advice, not the error
+    assert failed.reason("peaks", 4) == (
+        "worker exited with status 1 and no peaks: RuntimeError: CUDA error: out of memory / CUDA kernel errors "
+        "might be asynchronously reported at some other API call, so the stacktrace below might be incorrect. / "
+        "For debugging consider passing CUDA_LAUNCH_BLOCKING=1 / Compile with `TORCH_USE_CUDA_DSA` to enable "
+        "device-side assertions.")  # the traceback's header and frames passed over
     slow = processes.run_on_request("forked_main", "profile", {"sleep": 60}, 0.5, answers=False)
     assert slow.timed_out and slow.answer is None and slow.reason("profile") == (
         "worker passed its 0.5 s limit and was killed")
