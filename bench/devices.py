@@ -28,9 +28,10 @@ The interface (Lightning's ``fabric/accelerators`` in our terms)::
 
 Timers. CPU: ``time.perf_counter_ns`` around each iteration. CUDA: a pair of CUDA
 events around each iteration with no synchronisation inside the timed loop:
-iterations run in fives, the host synchronises once at the end of each five,
-then reads the events; the host's own time to enqueue each iteration
-(``perf_counter_ns`` around the launch) is kept beside them.
+iterations run in fives (fewer where five would overrun the block: a block
+starts with one, whose time sizes the rest), the host synchronises once at the
+end of each run, then reads the events; the host's own time to enqueue each
+iteration (``perf_counter_ns`` around the launch) is kept beside them.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from . import telemetry
 from .errors import BadValue
 from .record import GpuState
 
-CUDA_BLOCK = 5  # iterations between two synchronisations of the CUDA timer
+CUDA_BLOCK = 5  # iterations between two synchronisations of the CUDA timer, at most
 
 
 class Device:
@@ -165,12 +166,17 @@ class CUDA(Device):
         torch.cuda.synchronize(self.index)
 
     def timed_block(self, step: Callable[[], Any], seconds: float) -> tuple[list[int], list[int]]:
+        """Iterations in runs of at most ``CUDA_BLOCK`` between two synchronisations, sized from the iteration time:
+        the first run of a block is one iteration, and each next run is as many as fit in the time left (at least
+        one), so that a long step (a second of training) does not run ``CUDA_BLOCK`` times past ``seconds``."""
         samples: list[int] = []
         host: list[int] = []
         deadline = time.perf_counter() + seconds
+        run = 1
         while not samples or time.perf_counter() < deadline:
+            t0 = time.perf_counter()
             events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                      for _ in range(CUDA_BLOCK)]
+                      for _ in range(run)]
             for start, end in events:
                 h0 = time.perf_counter_ns()
                 start.record()
@@ -179,6 +185,8 @@ class CUDA(Device):
                 host.append(time.perf_counter_ns() - h0)
             self.synchronize()
             samples += [round(start.elapsed_time(end) * 1e6) for start, end in events]
+            per_iteration_s = (time.perf_counter() - t0) / run
+            run = max(1, min(CUDA_BLOCK, int((deadline - time.perf_counter()) / max(per_iteration_s, 1e-9))))
         return samples, host
 
     def start_memory_window(self) -> None:

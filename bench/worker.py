@@ -24,8 +24,9 @@ Method
 
     **Timers** (each device's, in ``bench.devices``). CPU: ``time.perf_counter_ns`` around each iteration. CUDA: a pair
     of CUDA events around each iteration, with no synchronisation inside the
-    timed loop: iterations run in blocks, the host synchronises once at the end of
-    a block, then reads the events; the host's own wall time per iteration
+    timed loop: iterations run in runs of up to five, sized from the iteration
+    time so that a long step does not overrun its block, the host synchronises
+    once at the end of a run, then reads the events; the host's own wall time per iteration
     (``perf_counter_ns`` between launches) is kept beside them, so launch overhead
     shows.
 

@@ -1,6 +1,7 @@
 """The device layer (bench.devices): the CPU class on the CPU, the CUDA class's logic through fakes of torch.cuda
 (no GPU needed: every test here runs on a CPU-only machine)."""
 
+import itertools
 import time
 
 import pytest
@@ -157,16 +158,54 @@ def test_bf16_is_unsupported_where_only_emulated_and_names_that_gpu(fake_cuda, m
     assert device_of("cuda:1").unsupported("amp-bf16") is None
 
 
-def test_cuda_events_time_each_iteration_with_one_synchronisation_per_block(fake_cuda):
-    durations = iter([1.5, 2.0, 2.5, 3.0, 3.5] * 4)
+def test_cuda_events_time_each_iteration_with_one_synchronisation_per_run(fake_cuda):
+    durations = itertools.cycle([1.5, 2.0, 2.5, 3.0, 3.5])
 
     def step():  # the device's clock moves by the step's time; the host's barely
         FakeEvent.clock[0] += next(durations)
 
     samples, host = device_of("cuda:1").timed_block(step, 0.0)
-    assert samples == [1_500_000, 2_000_000, 2_500_000, 3_000_000, 3_500_000]  # one block of CUDA_BLOCK
-    assert len(host) == devices.CUDA_BLOCK and all(h >= 0 for h in host)
-    assert fake_cuda["calls"] == [("synchronize", 1)]  # once, after the block, on the case's GPU
+    assert samples == [1_500_000] and len(host) == 1 and host[0] >= 0  # a block starts with one iteration
+    assert fake_cuda["calls"] == [("synchronize", 1)]  # once, after it, on the case's GPU
+    fake_cuda["calls"].clear()
+    samples, host = device_of("cuda:1").timed_block(step, 0.02)
+    runs = len(fake_cuda["calls"])
+    assert runs >= 2 and len(samples) == len(host) == 1 + devices.CUDA_BLOCK * (runs - 1)  # then fives
+    assert samples[:6] == [2_000_000, 2_500_000, 3_000_000, 3_500_000, 1_500_000, 2_000_000]
+    assert set(fake_cuda["calls"]) == {("synchronize", 1)}
+
+
+def test_a_long_cuda_step_does_not_run_five_times_past_its_block(fake_cuda):
+    """A 30 ms step in a 50 ms block: its first iteration's time says a second one fits at most, not five."""
+    def step():
+        time.sleep(0.03)
+        FakeEvent.clock[0] += 30.0
+
+    samples, host = device_of("cuda").timed_block(step, 0.05)
+    assert 1 <= len(samples) <= 2 and set(samples) == {30_000_000}
+    assert len(fake_cuda["calls"]) == len(samples)  # one iteration a run
+
+
+def test_sampling_on_a_gpu_lasts_its_blocks_and_long_steps_keep_to_the_time_cap(fake_cuda):
+    from bench.cases import BLOCK_S, Case, Measure
+    from bench.worker import MIN_BLOCKS, sample
+
+    def fast():  # 1 ms on the device every time: the interval meets any target at once
+        time.sleep(0.0005)
+        FakeEvent.clock[0] += 1.0
+
+    t0 = time.perf_counter()
+    samples, host, medians, stop = sample(fast, Case("lenet5", device="cuda"), Measure())
+    assert stop == "target" and len(medians) == MIN_BLOCKS and time.perf_counter() - t0 >= MIN_BLOCKS * BLOCK_S
+    assert len(samples) > MIN_BLOCKS * devices.CUDA_BLOCK and set(samples) == {1_000_000}
+
+    def slow():  # a 100 ms training step: five a run would sample 15 of them (1.5 s) under a 0.5 s cap
+        time.sleep(0.1)
+        FakeEvent.clock[0] += 100.0
+
+    samples, host, medians, stop = sample(slow, Case("vgg16", device="cuda", mode="train"),
+                                          Measure(target_ci=1e-9, max_seconds=0.5))
+    assert stop == "time cap" and 3 <= len(samples) <= 7 and len(medians) == len(samples)
 
 
 def test_cuda_memory_window_and_peaks_follow_the_device(fake_cuda):
