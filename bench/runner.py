@@ -119,7 +119,7 @@ def run_isolated(case: Case, sampling: Measure, options: RunOptions) -> Result:
 _wait = processes.wait_for  # the name tests/test_processes.py knows it by
 
 CALIBRATE_TIMEOUT_S = 300.0  # one short matmul per device, dtype and thread count, CUDA start-up included
-CALIBRATE_STDERR_LINES = 5  # of a failed calibration's stderr, in its message: CUDA's last lines are advice, not the error
+CALIBRATE_STDERR_LINES = 5  # of a failed calibration's stderr, in its message: CUDA's last lines are advice
 
 
 def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, float]:

@@ -41,6 +41,20 @@ def _allocate_too_much(x):
     return x + torch.empty(2**45, dtype=torch.uint8).sum() * 0
 
 
+OOM_AFTER = 100  # real forwards before fault_oom_later runs out of memory: past set-up and a 0.1 s warm-up
+_forwards = [0]  # this worker's real forwards
+
+
+def _out_of_memory_later(x):
+    # what the CUDA allocator raises once a long run has fragmented it: only after set-up and warm-up are over
+    time.sleep(0.002)
+    _forwards[0] += 1
+    if _forwards[0] > OOM_AFTER:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.11 GiB total "
+                                          "capacity; 77.90 GiB already allocated)")
+    return x
+
+
 def _lie_in_channels_last(x):
     # a wrong kernel for one memory format: the output changes with the layout
     return x + 1 if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1 else x
@@ -67,6 +81,12 @@ def fault_hang(**kwargs):
 def fault_oom(**kwargs):
     """Asks the CPU allocator for 32 TiB in forward."""
     return _Tiny(_allocate_too_much)
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def fault_oom_later(**kwargs):
+    """Sleeps 2 ms per forward and raises CUDA's out-of-memory error from forward OOM_AFTER + 1 on: mid-sampling."""
+    return _Tiny(_out_of_memory_later)
 
 
 @register_model(family="fault", input_shape=(1, 8, 8))

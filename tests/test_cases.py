@@ -183,7 +183,8 @@ def test_an_exclusion_by_device_survives_the_suite_file(tmp_path):
 @pytest.mark.parametrize("rule, message", [
     ({"device": "gpu"}, "device must be one of cpu, cuda, or cuda:N for one GPU by its index (e.g. cuda:1), got 'gpu'"),
     ({"device": ["cuda", "cuda:x"]}, "got 'cuda:x'"),
-    ({"precision": "amp-bf17"}, "exclude precision must be one of fp32, amp-bf16, amp-fp16, bf16, fp16, got 'amp-bf17'"),
+    ({"precision": "amp-bf17"},
+     "exclude precision must be one of fp32, amp-bf16, amp-fp16, bf16, fp16, got 'amp-bf17'"),
     ({"batch_size": 0}, "batch size must be a positive integer, got 0"),
     ({"mode": "training"}, "exclude mode must be one of infer, train, got 'training'"),
 ])

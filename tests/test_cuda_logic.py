@@ -1,7 +1,10 @@
 """The CUDA logic that runs without a GPU: keys, skip rules, the flags a worker applies, the memory window,
-warm-up on a GPU, the gradient scaler, launch-bound cases and the options refused for CUDA."""
+warm-up on a GPU, the gradient scaler, launch-bound cases, an out-of-memory error inside an interleaved block and
+the options refused for CUDA."""
 
+import json
 import time
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -116,3 +119,73 @@ def test_a_memory_limit_is_refused_for_gpu_cases_before_anything_is_stored(tmp_p
     err = capsys.readouterr().err
     assert code == 2 and "--worker-memory-limit caps a worker's address space" in err and len(err.splitlines()) == 1
     assert not store.exists()
+
+
+def _serve(case, asks):
+    """``worker.serve`` in this process: the request for ``case``, then ``asks``; its replies."""
+    replies = []
+    lines = iter([json.dumps({"case": case.to_dict(), "measure": asdict(Measure(warmup_seconds=0.1))}),
+                  *map(json.dumps, asks)])
+    worker.serve(lines, replies.append)
+    return replies
+
+
+def test_an_oom_inside_an_interleaved_block_is_oom_not_crashed(monkeypatch):
+    steps = [0]
+
+    def step():  # out of memory on the fifth iteration: in the third block, after two full ones
+        steps[0] += 1
+        if steps[0] == 5:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(worker, "get_ready", lambda case, cap, figures: step)
+    monkeypatch.setattr(worker, "timed_block", lambda step, case, seconds: ([step() or 1000 for _ in range(2)], []))
+    replies = _serve(Case("lenet5", input_shape=(1, 32, 32)), [{"block": 0.01}] * 4)
+    assert replies[0]["ready"] is True and replies[1:3] == [{"samples_ns": [1000, 1000]}] * 2
+    assert replies[3] == {"failed": True, "status": "oom",
+                          "reason": "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"}
+    assert len(replies) == 4  # and the worker stopped there
+
+
+def test_a_group_member_out_of_memory_mid_sampling_leaves_as_oom_and_the_group_goes_on(fault_models):
+    members = [Case(model, threads=1, input_shape=(1, 8, 8)) for model in ("paced_2ms", "fault_oom_later")]
+    sampling = Measure(target_ci=1e-9, max_seconds=1.5, warmup_seconds=0.1, timeout_s=60)
+    base, oom = runner.measure_group(members, sampling, runner.RunOptions(group="model"))
+    assert oom.status == "oom" and "CUDA out of memory. Tried to allocate 2.00 GiB" in oom.reason
+    assert base.status in ("ok", "noisy") and len(base.round_medians_ns) >= 10
+
+
+def test_the_runs_backend_flags_reach_every_worker(monkeypatch):
+    """--tf32 and --cudnn-benchmark go in every worker's request (alone, interleaved, calibrating) and the
+    worker sets them before it builds anything."""
+    from bench import processes
+
+    sent = []
+
+    def run_on_request(module, kind, request, timeout_s, answers=True):
+        sent.append((module, request))
+        answer = {"peaks": {}} if module == "bench.calibrate" else Result(case=Case.from_dict(request["case"]),
+                                                                          status="ok").to_dict()
+        return processes.Ended(answer, 0, "", timeout_s)
+
+    monkeypatch.setattr(processes, "run_on_request", run_on_request)
+    options = runner.RunOptions(tf32=True, cudnn_benchmark=True)
+    runner.run_isolated(Case("lenet5", device="cuda"), Measure(), options)
+    runner.calibrate_isolated([Case("lenet5", device="cuda")], options)
+    extra = []
+    monkeypatch.setattr(runner, "run_group", lambda arms, *a, request_extra, **kw: extra.append(request_extra) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        runner.measure_group([Case("lenet5"), Case("lenet5", precision="bf16")], Measure(), options)
+    assert [(module, r["tf32"], r["cudnn_benchmark"]) for module, r in sent] == [
+        ("bench.worker", True, True), ("bench.calibrate", True, True)]
+    assert extra[0]["tf32"] is True and extra[0]["cudnn_benchmark"] is True
+    try:
+        worker._apply_request({"case": Case("lenet5").to_dict(), "measure": asdict(Measure()), "tf32": True,
+                               "cudnn_benchmark": True})
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                torch.backends.cudnn.benchmark) == (True, True, True)
+        worker._apply_request({"case": Case("lenet5").to_dict(), "measure": asdict(Measure())})
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                torch.backends.cudnn.benchmark) == (False, False, False)  # off unless asked: not torch's defaults
+    finally:
+        set_backends(tf32=False, cudnn_benchmark=False)
