@@ -1,6 +1,7 @@
 """scripts/gpu_check.sh and its summary (scripts/gpu_summary.py), in the parts that run without a GPU: the summary
-from whatever the store holds (a run cut short, no run at all), the torchvision check up front, and OUTDIR taken
-from the caller's directory."""
+from whatever the store holds (a run cut short, no run at all), the torchvision check up front, OUTDIR taken from
+the caller's directory, and the script's time bound (its run cut short, as if on a GPU, by a fake python and a
+`timeout` that shortens the run's bound)."""
 
 import os
 import runpy
@@ -62,6 +63,63 @@ def test_the_check_asks_for_torchvision_first_and_takes_outdir_from_the_callers_
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "cannot import torchvision" in done.stderr
     assert (tmp_path / "rel" / "out").is_dir() and not (ROOT / "rel").exists()
+    summary_md = (tmp_path / "rel" / "out" / "summary.md").read_text()  # even a check that stopped up front says why
+    assert summary_md.startswith("# GPU check: not run\n\n") and "cannot import torchvision" in summary_md
+
+
+def _as_if_on_a_gpu(tmp_path):
+    """PATH and PYTHON for gpu_check.sh on this machine as if it had CUDA: a python that says CUDA is there, has
+    nvidia-ml-py (nothing installed) and whose `bench run` notes summary.md as it stands, then hangs until
+    interrupted; a `timeout` that logs its calls and gives that run 2 s (SIGKILL 2 s later), whatever its bound."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    hang = ("import pathlib, sys, time; store = pathlib.Path(sys.argv[sys.argv.index('--store') + 1]); "
+            "store.with_name('seen-during-run.md').write_text(store.with_name('summary.md').read_text()); "
+            "time.sleep(600)")
+    (bin_ / "python").write_text(
+        f'#!/bin/sh\ncase "$*" in\n  *torch.cuda.is_available*|*"import pynvml"*) exit 0;;\n'
+        f'  *"-m bench run"*) exec {sys.executable} -c "{hang}" "$@";;\nesac\nexec {sys.executable} "$@"\n')
+    (bin_ / "timeout").write_text(
+        f'#!/bin/bash\necho "$*" >> {tmp_path / "timeout.log"}\n'
+        'case "$*" in *"-m bench run"*) shift 3; exec /usr/bin/timeout --signal=INT --kill-after=2 2 "$@";; esac\n'
+        'exec /usr/bin/timeout "$@"\n')
+    for path in bin_.iterdir():
+        path.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "PYTHON": str(bin_ / "python")}
+
+
+def test_a_check_cut_short_by_its_bound_is_summarised_from_what_its_store_holds(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    store = Store(out / "gpu.db")  # what the run had stored when the bound cut it
+    run = store.new_run(suite="gpu-check", suite_json={}, environment=_env(), calibration={}, settings={},
+                        cases_total=3)
+    store.add_results(run, [Result(case=Case("vgg16", device="cuda", batch_size=64), status="oom",
+                                   reason="OutOfMemoryError: CUDA out of memory")])
+    store.engine.dispose()
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out)], cwd=tmp_path,
+                          env=_as_if_on_a_gpu(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 124, done.stderr  # timeout's status: the bound cut the run
+    calls = (tmp_path / "timeout.log").read_text().splitlines()
+    bounded = [c.split() for c in calls if "-m bench run" in c]
+    assert len(bounded) == 1 and bounded[0][:2] == ["--signal=INT", "--kill-after=15"]
+    assert 30 <= int(bounded[0][2]) <= 480 - 15 - 25  # the default 8 minutes, less start-up, the SIGKILL's 15 s
+    assert all(c.split()[0].isdigit() for c in calls if "-m bench run" not in c)  # env, export, summary bounded too
+    assert (out / "seen-during-run.md").read_text().startswith("# GPU check: no summary")  # until the summary
+    summary_md = (out / "summary.md").read_text()
+    assert f"run {run} cut short by the time bound: 1 of 3 cases stored (the rest were not reached)" in summary_md
+    assert "| vgg16 | 64 | fp32/contiguous/eager | infer | oom | OutOfMemoryError: CUDA out of memory |" in summary_md
+    assert (out / "results.csv").read_text().count("\n") == 2  # the header and the stored case
+
+
+def test_a_check_whose_start_up_used_its_bound_measures_nothing_and_says_so(tmp_path):
+    env = {**_as_if_on_a_gpu(tmp_path), "GPU_CHECK_SECONDS": "60"}  # less than start-up, 40 s to finish and 30 to run
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "out"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 124 and "of GPU_CHECK_SECONDS=60; nothing left to measure" in done.stderr
+    assert "-m bench run" not in (tmp_path / "timeout.log").read_text()
+    assert (tmp_path / "out" / "summary.md").read_text().startswith(
+        "# GPU check: no run recorded\n\nThe run cut short by the time bound before storing anything")
 
 
 def test_without_cuda_the_check_stops_before_measuring(tmp_path):
