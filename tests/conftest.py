@@ -1,5 +1,6 @@
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,30 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "s.db")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def open_at_once():
+    """``open_at_once(url, writers)``: that many threads open a Store on ``url`` at the same moment, as separate
+    writers would; (the stores opened, the exceptions raised), each in no particular order."""
+    from bench.store import Store
+
+    def open_all(url: str, writers: int) -> tuple[list, list]:
+        opened, errors = [], []
+        start = threading.Barrier(writers)
+
+        def open_it():
+            start.wait()
+            try:
+                opened.append(Store(url))
+            except Exception as exc:  # noqa: BLE001 - the test reports whatever a writer met
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return opened, errors
+
+    return open_all

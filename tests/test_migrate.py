@@ -9,7 +9,6 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -129,23 +128,11 @@ def shape_tables(url):
     return names
 
 
-def test_two_writers_opening_an_older_store_at_once_upgrade_it_once(store_url):
+def test_two_writers_opening_an_older_store_at_once_upgrade_it_once(store_url, open_at_once):
     url = store_url if "://" in store_url else f"sqlite:///{store_url}"
     Store(store_url).engine.dispose()
     downgrade_to_before_alembic(url, "0001")
-    opened, errors = [], []
-
-    def open_it():
-        try:
-            opened.append(Store(store_url))
-        except Exception as exc:  # noqa: BLE001 - the test reports whatever a writer met
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    opened, errors = open_at_once(store_url, 2)
     assert errors == [] and len(opened) == 2
     assert sorted(str(s.upgraded_from) for s in opened) == ["0001", "None"]
     assert sum(s.backup is not None for s in opened) == (0 if "://" in store_url else 1)

@@ -4,7 +4,6 @@ import hashlib
 import socket
 import sqlite3
 import sys
-import threading
 
 import pandas as pd
 import pytest
@@ -285,20 +284,8 @@ def test_a_new_store_is_wal_and_an_existing_one_stays_writable(tmp_path):
     assert len(again.list_runs()) == 2
 
 
-def test_writers_making_one_postgresql_store_at_once_make_it_once(postgres_url):
-    opened, errors = [], []
-
-    def open_it():
-        try:
-            opened.append(Store(postgres_url))
-        except Exception as exc:  # noqa: BLE001 - the test reports whatever a writer met
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def test_writers_making_one_postgresql_store_at_once_make_it_once(postgres_url, open_at_once):
+    opened, errors = open_at_once(postgres_url, 3)
     assert errors == [] and len(opened) == 3
     ids = {new_run(store) for store in opened}
     assert {run["run_id"] for run in Store(postgres_url, create=False).list_runs()} == ids
