@@ -20,8 +20,8 @@ from .errors import BadInput, BadValue, CnnbenchError
 from .flags import Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, threshold_flags
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
-from .values import (batch_size, byte_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
-                     positive_int, seconds)
+from .values import (batch_size, byte_size, fraction, input_size, file_stem, non_negative_float, one_of, option,
+                     positive_float, positive_int, seconds)
 
 
 def _store_of(args: argparse.Namespace, create: bool = False, upgrade: bool = False):
@@ -276,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline", metavar="BASELINE")
     p.add_argument("candidate", metavar="CANDIDATE")
     threshold_flags(p, "Mann-Whitney test")
-    p.add_argument("--noise-limit", default="0.25", type=option(positive_float, "--noise-limit"),
-                   help="IQR/median above which a side is inconclusive (default 0.25)")
+    p.add_argument("--noise-limit", default="0.25", type=option(fraction, "--noise-limit", 1.0, "an IQR/median ratio"),
+                   help="IQR/median above which a side is inconclusive, at most 1 (default 0.25)")
     p.add_argument("--exact-tolerance", default="0",
                    type=option(non_negative_float, "--exact-tolerance", "a relative change"),
                    help="relative change of params/MACs/bytes allowed (default 0)")

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import BadValue, Unavailable, cannot
+from .errors import BadValue, cannot
 
 InputShape = tuple[int, ...]
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts '²' and '١', which int() refuses or misreads
@@ -68,9 +68,10 @@ def seconds(value: Any, what: str = "value") -> float:
 
 def fraction(value: Any, what: str = "value", most: float = 1.0, meaning: str = "a number") -> float:
     """A number above 0 and at most ``most``: a threshold that cannot switch the gate off (``--threshold 1e9``),
-    a significance level that means something (``--alpha`` at most 0.5)."""
-    number = positive_float(value, what)
-    if number > most:
+    a significance level that means something (``--alpha`` at most 0.5), a noise limit that still judges
+    (``--noise-limit`` at most 1); anything else, 0 and text included, is one line naming that range."""
+    number = _number(value)
+    if not 0 < number <= most:  # NaN, from text that is no number, fails too
         raise BadValue(f"{what} must be {meaning} above 0 and at most {most:g}, got {value!r}")
     return number
 

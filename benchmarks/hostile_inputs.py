@@ -168,7 +168,7 @@ def allowed(text: str, kind: str) -> bool:
         parts = text.replace("x", ",").split(",")
         return len(parts) == 3 and all(allowed(p, "int") for p in parts)
     number = float(text) if _FLOAT.fullmatch(text) else float("nan")
-    most = {"seconds": 7 * 24 * 3600, "threshold": 1.0, "alpha": 0.5}.get(kind, float("inf"))
+    most = {"seconds": 7 * 24 * 3600, "threshold": 1.0, "alpha": 0.5, "noise": 1.0}.get(kind, float("inf"))
     return (0 <= number if kind == "tolerance" else 0 < number) and number <= most and number != float("inf")
 
 
@@ -191,7 +191,7 @@ def numbers(rng: random.Random) -> list[Input]:
         (["run", "--dry-run", "--models", "lenet5", "--timeout"], "seconds", True),
         (["compare", "run.json", "run.json", "--threshold"], "threshold", True),
         (["compare", "run.json", "run.json", "--alpha"], "alpha", True),
-        (["compare", "run.json", "run.json", "--noise-limit"], "positive", True),
+        (["compare", "run.json", "run.json", "--noise-limit"], "noise", True),
         (["compare", "run.json", "run.json", "--exact-tolerance"], "tolerance", True),
         (["profile", "lenet5", "--threads", "1", "--steps"], "int", False),
         (["ab", "lenet5", "--vs", "batch-size=2", "--max-seconds"], "seconds", False),

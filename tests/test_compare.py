@@ -322,3 +322,12 @@ def test_the_environment_check_names_the_gpus_the_cases_ran_on():
     assert comparable(side("a", base, "cuda:1"), side("b", cand, "cuda:1")) == [
         "cuda:1: 'NVIDIA H100 80GB HBM3' -> 'NVIDIA H200'"]
     assert comparable(side("a", base, "cuda"), side("b", cand, "cuda")) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1", "1.5", "1e9", "nan", "x"])
+def test_the_noise_limit_is_a_ratio_above_0_and_at_most_1(tmp_path, capsys, value):
+    db, (a, b) = make_store(tmp_path, [result()], [result()])
+    assert main(["compare", a, b, "--store", db, "--noise-limit", value]) == 2
+    assert capsys.readouterr().err == (f"error: --noise-limit must be an IQR/median ratio above 0 and at most 1, "
+                                       f"got {value!r}\n")
+    assert main(["compare", a, b, "--store", db, "--noise-limit", "1"]) == 0  # the range's top is allowed
