@@ -14,13 +14,14 @@ import sys
 from typing import Any, Optional, Sequence
 
 from . import escape, views
-from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS, Measure, case_change
+from .cases import AXES, CASE_AXES, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError
-from .flags import Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, threshold_flags
+from .flags import (Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, suite_flags,
+                    threshold_flags)
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
-from .values import (batch_size, byte_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
+from .values import (batch_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
                      positive_int, seconds)
 
 
@@ -52,10 +53,28 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite_of(args: argparse.Namespace) -> Any:
+    """The suite that ``run``'s (and ``submit``'s) suite flags ask for (``bench.flags.suite_flags``)."""
+    from .suites import suite_from_flags
+
+    return suite_from_flags(args.suite, {axis.suite_key: getattr(args, dest(axis.run_flag)) for axis in AXES},
+                            max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
+
+
+def _options_of(args: argparse.Namespace, suite: Any) -> Any:
+    """The runner's options that the suite flags ask for."""
+    from .runner import RunOptions
+
+    return RunOptions(
+        isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
+        instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
+        memory_limit_bytes=args.worker_memory_limit, group=suite.group,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import result_row
-    from .runner import RunOptions, check_options, execute, start_run
-    from .suites import suite_from_flags
+    from .runner import check_options, execute, start_run
 
     if args.resume:
         changed = [f"--{k.replace('_', '-')}" for defaults in [vars(build_parser().parse_args(["run"]))]
@@ -65,18 +84,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = run_id = args.resume
         (store := _store_of(args, upgrade=True)).run(run_id)  # an unknown id fails here
     else:
-        suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, dest(axis.run_flag)) for axis in AXES},
-                                 max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
+        suite = _suite_of(args)
         cases = suite.cases()
         if args.dry_run:
             views.show("\n".join(case.key for case in cases))
             print(f"{len(cases)} cases in suite {suite.name!r}", file=sys.stderr)
             return 0
-        options = RunOptions(
-            isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
-            instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
-            memory_limit_bytes=args.worker_memory_limit, group=suite.group,
-        )
+        options = _options_of(args, suite)
         check_options(cases, options)  # before any work
         store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
         run_id = (run := start_run(suite, options, machine=args.machine)).id
@@ -230,27 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     formats(p)
 
     p = command("run", cmd_run, "measure a suite of cases into the results store")
-    p.add_argument("--suite", help="built-in suite (quick, cpu-full, gpu, ci) or a TOML file (default: quick, "
-                                   "or [tool.cnnbench] of ./pyproject.toml)")
-    for axis in AXES:
-        p.add_argument(axis.run_flag, type=axis.checked, help=f"{axis.help} (default: the suite's)")
-    p.add_argument("--max-seconds", type=option(seconds, "--max-seconds"), help="time cap on sampling a case, s")
-    p.add_argument("--timeout", type=option(seconds, "--timeout"), help="a worker's whole limit, s (default 600)")
-    p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
+    suite_flags(p)
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
     p.add_argument("--machine", type=option(file_stem, "--machine"), help="this machine's label (default: hostname)")
     store_flag(p)
-    p.add_argument("--isolation", default="process", type=option(one_of, ISOLATIONS, "--isolation"),
-                   help="process (default: a worker per case) or none")
-    p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
-    p.add_argument("--worker-memory-limit", type=byte_size, help="address space a worker may add after start-up: 2GiB")
-    backend_flags(p)
-    p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
-                   help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
-                        "PATTERN (default: all); CPU and eager only, about 100 s a case")
-    p.add_argument("--profile", action="store_true", help="after measuring each case, profile it (see 'cnnbench profile')")
-    p.add_argument("--profile-dir", default="results/profiles", help="trace root for --profile (default: results/profiles)")
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
     p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
 
