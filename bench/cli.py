@@ -22,7 +22,7 @@ from .flags import (Parser, backend_flags, case_flags, dest, formats, src_flags,
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
 from .values import (batch_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
-                     positive_int, seconds)
+                     positive_int, chosen_run_id, seconds, shard)
 
 
 def _store_of(args: argparse.Namespace, create: bool = False, upgrade: bool = False):
@@ -74,16 +74,21 @@ def _options_of(args: argparse.Namespace, suite: Any) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import result_row
-    from .runner import check_options, execute, start_run
+    from .runner import check_options, execute, keys_of_shard, start_run
 
     if args.resume:
         changed = [f"--{k.replace('_', '-')}" for defaults in [vars(build_parser().parse_args(["run"]))]
-                   for k, v in vars(args).items() if k not in ("resume", "store", "quiet", "json") and v != defaults[k]]
+                   for k, v in vars(args).items()
+                   if k not in ("resume", "store", "quiet", "json", "shard", "machine") and v != defaults[k]]
         if changed:
             raise BadValue(f"--resume measures a run as it was started; {', '.join(changed)} would change it")
         run = run_id = args.resume
-        (store := _store_of(args, upgrade=True)).run(run_id)  # an unknown id fails here
+        record = (store := _store_of(args, upgrade=True)).run(run_id)  # an unknown id fails here
+        if args.shard:
+            keys_of_shard(record, args.shard)  # a run not sharded so fails here
     else:
+        if args.shard and not args.run_id:
+            raise BadValue("--shard needs --run-id: the id that every shard of the run shares (e.g. nightly-1128)")
         suite = _suite_of(args)
         cases = suite.cases()
         if args.dry_run:
@@ -93,9 +98,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = _options_of(args, suite)
         check_options(cases, options)  # before any work
         store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
-        run_id = (run := start_run(suite, options, machine=args.machine)).id
-    with views.Progress(f"run {run_id} -> {store.label}", quiet=args.quiet or args.json) as progress:
-        execute(store, run, on_start=progress.case, on_result=lambda result: progress.row(result_row(result)))
+        if args.run_id and not args.shard and store.has_run(args.run_id):
+            raise BadValue(f"run {args.run_id!r} is already in {store.label!r}: 'cnnbench run --resume "
+                           f"{args.run_id}' finishes it, or choose another --run-id")
+        run_id = (run := start_run(suite, options, machine=args.machine, run_id=args.run_id, shard=args.shard,
+                                      store=store)).id
+    part = f" shard {args.shard}" if args.shard else ""
+    with views.Progress(f"run {run_id}{part} -> {store.label}", quiet=args.quiet or args.json) as progress:
+        execute(store, run, shard=args.shard, machine=args.machine, on_start=progress.case,
+                on_result=lambda result: progress.row(result_row(result)))
     rows = progress.rows
     views.show(views.run_summary(run_id, store.label, tally(row["status"] for row in rows), rows, args.json))
     return 0
@@ -247,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     suite_flags(p)
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
+    p.add_argument("--shard", type=shard, metavar="K/N",
+                   help="measure the K-th of N parts of the suite (whole comparison groups), under --run-id")
+    p.add_argument("--run-id", type=chosen_run_id, metavar="ID", help="the run's id (default: the time and 6 hex digits); "
+                   "every shard of a run shares it")
     p.add_argument("--machine", type=option(file_stem, "--machine"), help="this machine's label (default: hostname)")
     store_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")

@@ -135,6 +135,7 @@ class CUDA(Device):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.index = self.index or 0  # "cuda" is the first visible GPU, as in a fresh process
+        self.baseline: Optional[int] = None  # bytes allocated when the memory window opened
 
     def unavailable(self) -> Optional[str]:
         if not torch.cuda.is_available():
@@ -186,10 +187,17 @@ class CUDA(Device):
         self.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(self.index)
+        self.baseline = torch.cuda.memory_allocated(self.index)
 
     def memory(self, rss: dict[str, Optional[int]]) -> dict[str, Optional[int]]:
-        return {"cuda_peak_allocated_bytes": torch.cuda.max_memory_allocated(self.index),
-                "cuda_peak_reserved_bytes": torch.cuda.max_memory_reserved(self.index)}
+        """The allocator's peaks since ``start_memory_window``, the bytes allocated when it opened (weights,
+        input, optimizer state: the baseline) and the peak above that baseline (what the steps themselves add);
+        no baseline nor delta where no window was opened."""
+        peak = torch.cuda.max_memory_allocated(self.index)
+        baseline = self.baseline
+        return {"cuda_peak_allocated_bytes": peak, "cuda_peak_reserved_bytes": torch.cuda.max_memory_reserved(self.index),
+                "cuda_allocated_baseline_bytes": baseline,
+                "cuda_peak_allocated_delta_bytes": None if baseline is None else max(0, peak - baseline)}
 
     def profiler_activities(self) -> list[Any]:
         return [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]

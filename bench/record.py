@@ -90,6 +90,8 @@ class Result:
     cpu_rss_baseline_bytes: Optional[int] = None
     cuda_peak_allocated_bytes: Optional[int] = None
     cuda_peak_reserved_bytes: Optional[int] = None
+    cuda_allocated_baseline_bytes: Optional[int] = None  # allocated once warm-up is over (the memory window opens)
+    cuda_peak_allocated_delta_bytes: Optional[int] = None  # the peak allocated above that baseline
     check_channels_last: Optional[bool] = None
     output_dtype: Optional[str] = None
     check_dtype: Optional[bool] = None
@@ -107,6 +109,7 @@ class Result:
     instructions_reason: str = ""  # why there is no count, when asked for one
     started_at: float = 0.0  # unix time
     duration_s: float = 0.0  # the whole case: build, checks, warm-up, sampling
+    machine: Optional[str] = None  # the label of the machine that measured it (a sharded run spans several)
     # the median of each block of sampling (a case alone) or of each interleaved round (a comparison group):
     # the p50's interval comes from these; and, in a group, the pairing with the reference
     round_medians_ns: tuple[int, ...] = ()

@@ -12,6 +12,10 @@ reached is ``Unavailable`` (exit 3), a refused login or a missing database a
 ``StoreError`` (exit 2), each one line, before anything is written; a server lost
 mid-run ends the run the same way, with every committed case kept.
 
+A case is stored once per run: a runner that finds its case stored already (a
+shard submitted twice) leaves its own measurement out and is told so, and the
+first stays.
+
 Every finished case is committed in its own transaction before the next starts,
 so killing the runner loses only the case in flight; ``--resume`` measures what
 is missing. A store that is corrupt, written by a newer schema, or unwritable is
@@ -30,6 +34,8 @@ refused with one line, before anything is written.
     gpu_states (result_id, at, the fields of bench.record.GpuState)   at: "start" or "end" of sampling;
               a GPU case's telemetry (bench.telemetry)
     compile_counts (result_id, graphs, graph_breaks, recompiles)   a compiled case's Dynamo counters
+    shards   (run_id, shard, shards, machine, environment_json, calibration_json, job_id, cases_total,
+              started_at, finished_at)   one row per shard of a run split over runners (bench.shards)
     cnnbench_meta (key, value)   schema_version: 2, the level a cnnbench before Alembic checks
     alembic_version (version_num)  the revision of bench/migrations/versions/ the store is at
 
@@ -49,7 +55,7 @@ import time
 import uuid
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
@@ -58,8 +64,10 @@ from .cases import Case
 from . import migrate
 from .errors import BadValue, StoreError, Unavailable, cannot, first_line
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
+from .shards import Shard, shard_keys
 
 SCHEMA_VERSION = 2
+T = TypeVar("T")
 DEFAULT_STORE = Path("results") / "cnnbench.db"
 
 
@@ -128,6 +136,19 @@ compile_counts = sa.Table(
     "compile_counts", _meta,
     sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True),
     *[sa.Column(f.name, _TYPES[str(f.type)], nullable=False) for f in fields(CompileCounts)],
+)
+shards_table = sa.Table(
+    "shards", _meta,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True),  # K of K/N, 1-based
+    sa.Column("shards", sa.Integer, nullable=False),  # N
+    sa.Column("machine", sa.Text, nullable=False),
+    sa.Column("environment_json", sa.Text, nullable=False),
+    sa.Column("calibration_json", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text),
+    sa.Column("cases_total", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
 )
 _GPU_AT = {"start": "gpu_start", "end": "gpu_end"}
 _KINDS = {"timed": "samples_ns", "host": "host_samples_ns", "round": "round_medians_ns"}
@@ -282,18 +303,115 @@ class Store:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run["id"])).first() is not None:
                 raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
-            conn.execute(sa.insert(runs).values(
-                id=run["id"], suite=run["suite"], suite_json=json.dumps(run.get("suite_definition", {})),
-                environment_json=json.dumps(run.get("environment", {})),
-                calibration_json=json.dumps(run.get("calibration", {})),
-                settings_json=json.dumps(run.get("settings", {})), started_at=run.get("started_at", 0.0),
-                finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0),
-                machine=run.get("machine")))
+            self._insert_run(conn, run)
             for result in results_:
                 self._insert_result(conn, run["id"], result)
             for at, gflop_s in track:
                 conn.execute(sa.insert(track_table).values(run_id=run["id"], at=at, gflop_s=gflop_s))
         return run["id"]
+
+    @staticmethod
+    def _insert_run(conn: sa.Connection, run: dict[str, Any]) -> None:
+        conn.execute(sa.insert(runs).values(
+            id=run["id"], suite=run["suite"], suite_json=json.dumps(run.get("suite_definition", {})),
+            environment_json=json.dumps(run.get("environment", {})),
+            calibration_json=json.dumps(run.get("calibration", {})),
+            settings_json=json.dumps(run.get("settings", {})), started_at=run.get("started_at", 0.0),
+            finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0),
+            machine=run.get("machine")))
+
+    def store_planned(self, run: dict[str, Any], results_: "Iterable[Result]",
+                      shard: Optional[dict[str, Any]] = None) -> list[Result]:
+        """A run planned by ``bench.runner.start_run`` stored with its first results, in one transaction. With
+        ``shard`` (a row of ``shards``: shard, shards, machine, environment, calibration, job_id, cases_total,
+        started_at), the shard joins the run when another shard stored it already (planned alike: the same
+        settings, else one StoreError line) and its row is added (or renewed, for a shard started again).
+        Results whose case is stored already (another runner of the same shard) are left out and returned."""
+        results_ = list(results_)
+
+        def write(conn: sa.Connection) -> list[Result]:
+            row = conn.execute(sa.select(runs.c.settings_json).where(runs.c.id == run["id"])).first()
+            if row is None:
+                self._insert_run(conn, run)
+            elif shard is None:
+                raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
+            else:
+                self._check_plan(json.loads(row[0]), run["id"], run["settings"], f"shard {shard['shard']}/{shard['shards']}")
+            if shard is not None:
+                self._put_shard(conn, run["id"], shard)
+            return self._insert_new(conn, run["id"], results_)
+        return self._write(write)
+
+    def check_plan(self, run_id: str, settings: dict[str, Any], what: str) -> None:
+        """Refuse, with one StoreError line, ``what`` (a shard) whose planned ``settings`` (cases, measure, options,
+        shards) differ from those of the stored run ``run_id``."""
+        self._check_plan(self.run(run_id)["settings"], run_id, settings, what)
+
+    def _check_plan(self, stored: dict[str, Any], run_id: str, settings: dict[str, Any], what: str) -> None:
+        if stored != json.loads(json.dumps(settings)):
+            raise StoreError(f"{what} of run {run_id!r} was planned with other cases or flags than the run in "
+                             f"{self.label!r}: start every shard with the same suite and flags (or choose another "
+                             "--run-id)")
+
+    def start_shard(self, run_id: str, shard: dict[str, Any]) -> None:
+        """A shard of a stored run starts again (``--resume ID --shard K/N``): its row renewed, or added."""
+        self._write(lambda conn: self._put_shard(conn, run_id, shard))
+
+    @staticmethod
+    def _put_shard(conn: sa.Connection, run_id: str, shard: dict[str, Any]) -> None:
+        values = {"shards": shard["shards"], "machine": shard["machine"], "job_id": shard.get("job_id"),
+                  "cases_total": shard["cases_total"], "finished_at": None}
+        planned = {f"{key}_json": json.dumps(shard[key]) for key in ("environment", "calibration") if key in shard}
+        where = (shards_table.c.run_id == run_id) & (shards_table.c.shard == shard["shard"])
+        if conn.execute(sa.select(shards_table.c.shard).where(where)).first() is None:
+            conn.execute(sa.insert(shards_table).values(
+                run_id=run_id, shard=shard["shard"], started_at=shard["started_at"],
+                **{"environment_json": "{}", "calibration_json": "{}", **planned}, **values))
+        else:  # started again: the runner and job now; the first start's time, environment and calibration stay
+            conn.execute(sa.update(shards_table).where(where).values(**values, **planned))
+
+    def finish_shard(self, run_id: str, shard: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(shards_table).where((shards_table.c.run_id == run_id)
+                                                       & (shards_table.c.shard == shard)).values(finished_at=time.time()))
+
+    def shards(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's shard rows in shard order (empty for a run that was not sharded, or a store from before
+        shards): shard, shards, machine, job_id, started_at, finished_at, cases_total, cases_done, environment,
+        calibration."""
+        if "shards" not in self.tables:
+            return []
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(sa.select(shards_table).where(shards_table.c.run_id == run_id)
+                                                  .order_by(shards_table.c.shard)).mappings()]
+        if not rows:
+            return []
+        settings, done = self.run(run_id)["settings"], self.done_keys(run_id)
+        out = []
+        for row in rows:
+            row["environment"] = json.loads(row.pop("environment_json"))
+            row["calibration"] = json.loads(row.pop("calibration_json"))
+            row["cases_done"] = len(done & shard_keys(settings, Shard(row["shard"], row["shards"])))
+            row.pop("run_id")
+            out.append(row)
+        return out
+
+    def _write(self, write: Callable[[sa.Connection], T]) -> T:
+        """``write`` in one transaction that holds the store's write lock from its start (SQLite: a first write
+        takes it, so that what the transaction reads stays true until it commits); on PostgreSQL, where two
+        writers may read alike and then collide on a unique key, the loser is run again, once the winner has
+        committed, and then sees its rows."""
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if self.engine.dialect.name == "sqlite":
+                        conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version")
+                                     .values(value=meta_table.c.value))
+                    return write(conn)
+            except sa.exc.IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def has_run(self, run_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -337,6 +455,11 @@ class Store:
             tally: dict[str, dict[str, int]] = {}
             for run_id, status, n in conn.execute(counts):
                 tally.setdefault(run_id, {})[status] = n
+            sharded: dict[str, tuple[int, int]] = {}  # run: (shards, shards finished)
+            if "shards" in self.tables:
+                st = shards_table.c
+                query = sa.select(st.run_id, sa.func.max(st.shards), sa.func.count(st.finished_at)).group_by(st.run_id)
+                sharded = {run_id: (int(n), int(finished)) for run_id, n, finished in conn.execute(query)}
         out = []
         for row in rows:
             env = json.loads(row["environment_json"])
@@ -347,6 +470,7 @@ class Store:
                 "cases_done": sum(by_status.values()), "statuses": by_status,
                 "machine": row.get("machine") or env.get("hostname"), "hostname": env.get("hostname"),
                 "torch": env.get("torch"), "git_commit": env.get("git_commit"),
+                "shards": sharded.get(row["id"], (0, 0))[0], "shards_done": sharded.get(row["id"], (0, 0))[1],
             })
         return out
 
@@ -375,14 +499,24 @@ class Store:
             return {r[0] for r in conn.execute(sa.select(results.c.case_key).where(results.c.run_id == run_id))}
 
     def add_result(self, run_id: str, result: Result) -> None:
-        """Commit one case with its samples, in one transaction."""
-        self.add_results(run_id, [result])
+        """Commit one case with its samples, in one transaction; one StoreError line if the run has that case."""
+        if self.add_results(run_id, [result]):
+            raise StoreError(f"run {run_id!r} in {self.label!r} has case {result.case.key!r} already")
 
-    def add_results(self, run_id: str, results_: "Iterable[Result]") -> None:
-        """Commit several cases (a comparison group) in one transaction: all of them or none."""
-        with self.engine.begin() as conn:
-            for result in results_:
+    def add_results(self, run_id: str, results_: "Iterable[Result]") -> list[Result]:
+        """Commit several cases (a comparison group) in one transaction: all of them or none. A case stored
+        already (by another runner of the same run or shard) is left out, and returned: the first stored stays."""
+        results_ = list(results_)
+        return self._write(lambda conn: self._insert_new(conn, run_id, results_))
+
+    def _insert_new(self, conn: sa.Connection, run_id: str, results_: list[Result]) -> list[Result]:
+        keys = [result.case.key for result in results_]
+        stored = {row[0] for row in conn.execute(sa.select(results.c.case_key).where(
+            (results.c.run_id == run_id) & results.c.case_key.in_(keys)))} if keys else set()
+        for result in results_:
+            if result.case.key not in stored:
                 self._insert_result(conn, run_id, result)
+        return [result for result in results_ if result.case.key in stored]
 
     @staticmethod
     def _insert_result(conn: sa.Connection, run_id: str, result: Result) -> None:

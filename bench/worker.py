@@ -37,7 +37,9 @@ Method
     the peaks are reset once warm-up is over (after a synchronise and emptying
     the cache), so they hold the weights, the input and the steady-state steps,
     not the fp32 reference, the cast copies or cuDNN's autotuning workspaces of
-    set-up (``start_memory_window``).
+    set-up (``start_memory_window``); the bytes allocated when that window opens
+    (weights, input, optimizer state) are stored as the baseline, with the peak
+    allocated above it.
 
     **Telemetry** (a GPU with nvidia-ml-py, ``bench.telemetry``): the GPU's
     clocks, power, temperature, throttle reasons and other processes, read once

@@ -43,6 +43,7 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append(("reset", device)))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: {0: 100, 1: 300}[device])
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: {0: 200, 1: 400}[device])
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: {0: 120, 1: 250}[device])
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     FakeEvent.clock[0] = 0.0
     return {"calls": calls, "current": current}
@@ -172,9 +173,18 @@ def test_cuda_memory_window_and_peaks_follow_the_device(fake_cuda):
     gpu = device_of("cuda:1")
     gpu.start_memory_window()
     assert fake_cuda["calls"] == [("synchronize", 1), ("empty_cache",), ("reset", 1)]
-    assert gpu.memory({"delta": 5, "baseline": 7}) == {"cuda_peak_allocated_bytes": 300,
-                                                       "cuda_peak_reserved_bytes": 400}
-    assert device_of("cuda").memory({}) == {"cuda_peak_allocated_bytes": 100, "cuda_peak_reserved_bytes": 200}
+    # the baseline is what was allocated when the window opened; the delta, the peak above it
+    assert gpu.memory({"delta": 5, "baseline": 7}) == {
+        "cuda_peak_allocated_bytes": 300, "cuda_peak_reserved_bytes": 400,
+        "cuda_allocated_baseline_bytes": 250, "cuda_peak_allocated_delta_bytes": 50}
+    first = device_of("cuda")
+    first.baseline = None  # one object per name lives on between tests
+    assert first.memory({}) == {"cuda_peak_allocated_bytes": 100, "cuda_peak_reserved_bytes": 200,
+                                "cuda_allocated_baseline_bytes": None, "cuda_peak_allocated_delta_bytes": None}
+    first.start_memory_window()  # allocated above the peak (freed since the reset): the delta is 0, not negative
+    assert first.memory({})["cuda_allocated_baseline_bytes"] == 120
+    assert first.memory({})["cuda_peak_allocated_delta_bytes"] == 0
+    first.baseline = None
 
 
 def test_cuda_setup_makes_the_indexed_gpu_current_and_leaves_threads(fake_cuda):
