@@ -25,7 +25,6 @@ import contextlib
 import io
 import logging
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -57,6 +56,7 @@ class Resources:
     gpus_per_task: Optional[int] = None
     partition: Optional[str] = None  # Slurm only
     max_parallel: Optional[int] = None  # tasks of the array at a time; Slurm only
+    setup: tuple[str, ...] = ()  # shell lines each task runs before cnnbench ('module load cuda')
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,8 @@ def run_task(argv: list[str]) -> None:
     from .cli import main  # the task is the command a user would type; the command line is its entry point
 
     status = main(argv)
-    if status != 0:
-        raise RuntimeError(f"cnnbench {shlex.join(argv)} ended with exit status {status}")
+    if status != 0:  # its own error line is above, in this task's log; the command line holds the store's password
+        raise RuntimeError(f"the task's 'cnnbench {argv[0]}' ended with exit status {status}")
 
 
 @contextlib.contextmanager
@@ -176,6 +176,8 @@ def submit(kind: str, folder: Path, resources: Resources, argvs: Sequence[Sequen
                       slurm_array_parallelism=resources.max_parallel)
     else:
         params["gpus_per_node"] = resources.gpus_per_task
+    if resources.setup:
+        params[f"{kind}_setup"] = list(resources.setup)
     executor.update_parameters(**{key: value for key, value in params.items() if value is not None})
     said = io.StringIO()  # sbatch's complaint, which submitit prints before it raises: said once, below
     try:
@@ -261,13 +263,16 @@ def follow(kind: str, tasks: Sequence[Task], on_poll: Callable[[list[State]], No
 
 
 def log_tail(task: Task, lines: int = LOG_LINES) -> tuple[Path, list[str]]:
-    """A task's stderr log and its last ``lines`` lines (none when it has no log yet)."""
+    """A task's stderr log and its last ``lines`` lines (none when it has no log yet), up to submitit's traceback
+    of a task that raised, which only repeats the exit status: cnnbench's own error line stands before it."""
     path = Path(task.job.paths.stderr)
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return path, []
-    return path, [line for line in text.splitlines() if line.strip()][-lines:]
+    kept = [line for line in text.splitlines() if line.strip()]
+    raised = [i for i, line in enumerate(kept) if "Submitted job triggered an exception" in line]
+    return path, kept[:raised[-1] if raised else len(kept)][-lines:]
 
 
 def cancel_hint(kind: str, tasks: Sequence[Task]) -> str:
