@@ -380,7 +380,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
     def probe() -> None:  # the machine-speed track, between groups: no worker is alive (bench.probe)
         track.append((time.time(), probe_gflop_s(threads)))
         if unsaved is None:
-            store.add_probe(run_id, *track.pop())
+            store.add_probe(run_id, *track.pop(), machine)
 
     sharded = "shards" in record["settings"]
     done = 0
@@ -408,8 +408,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
             left_out = store.add_results(run_id, results)
         else:  # the run and its first results in one transaction, then the probes it had so far
             left_out = store.store_planned(unsaved, results, shard_row)
-            for point in track:
-                store.add_probe(run_id, *point)
+            store.add_track(run_id, track, machine)
             unsaved = None
         for result in left_out:
             log.warning("case %s of run %s was stored meanwhile by another runner; this measurement is left out",
@@ -422,7 +421,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
         probe()
     if unsaved is not None:  # nothing of its own to measure (a shard whose groups are all stored): the plan alone
         store.store_planned(unsaved, [], shard_row)
-        store.add_track(run_id, track)
+        store.add_track(run_id, track, machine)
     if not sharded and (todo or record["finished_at"] is None):
         store.finish_run(run_id)
 

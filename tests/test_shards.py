@@ -191,3 +191,56 @@ def test_resuming_an_unsharded_run_by_shard_is_refused_before_any_work(tmp_path)
                           settings=run_settings(suite, suite.cases(), RunOptions()))
     refused = cli("run", "--resume", plain, "--store", str(tmp_path / "s.db"), "--shard", "1/2")
     assert refused.returncode == 2 and refused.stderr == f"error: run {plain!r} was not sharded: resume it without --shard\n"
+
+
+def sharded_part(path, shard, points, machine):
+    """A store as a node leaves it after measuring its shard of run 'n' (2 shards of 4 lenet5 cases) offline."""
+    from bench.runner import RunOptions, run_settings
+
+    suite = suite_from_dict({"models": ["lenet5"], "batch_sizes": [1, 2], "precisions": ["fp32", "bf16"],
+                             "threads": [1]}, name="t")
+    cases = suite.cases()
+    settings = {**run_settings(suite, cases, RunOptions(group="variant")), "shards": 2}
+    mine = shard_cases(cases, "variant", Shard(shard, 2))
+    store = Store(path)
+    run = {"id": "n", "suite": "t", "suite_definition": suite.to_dict(), "environment": {"hostname": machine},
+           "calibration": {"cpu/float32/t1": 10.0 * shard}, "settings": settings, "started_at": 100.0 + shard,
+           "finished_at": None, "cases_total": len(cases), "machine": machine}
+    row = {"shard": shard, "shards": 2, "machine": machine, "environment": {"hostname": machine},
+           "calibration": {}, "job_id": f"9_{shard - 1}", "cases_total": len(mine), "started_at": 100.0 + shard}
+    results = [Result(case=case, status="ok", samples_ns=(1000 * shard,) * 5, machine=machine,
+                      started_at=105.0 + i, duration_s=1.0) for i, case in enumerate(mine)]
+    assert store.store_planned(run, results, row) == []
+    store.add_track("n", points, machine)
+    store.finish_shard("n", shard)
+    return store
+
+
+def test_the_parts_of_a_sharded_run_measured_offline_merge_into_one_run(tmp_path, store_url, capsys):
+    from bench.cli import main
+    from bench.results import load
+
+    sharded_part(tmp_path / "a.db", 1, [(104.0, 100.0), (110.0, 100.0)], "box-a")
+    sharded_part(tmp_path / "b.db", 2, [(104.5, 50.0), (110.5, 50.0)], "box-b")
+    assert main(["merge", str(tmp_path / "a.db"), "--into", store_url]) == 0
+    target = Store(store_url, create=False)
+    assert target.run("n")["finished_at"] is None and len(target.results("n")) == 2
+    assert main(["merge", str(tmp_path / "b.db"), str(tmp_path / "a.db"), "--into", store_url]) == 0
+    assert "n: already in" in capsys.readouterr().out
+    (row,) = target.list_runs()
+    assert (row["cases_done"], row["cases_total"], row["shards"], row["shards_done"]) == (4, 4, 2, 2)
+    assert target.run("n")["finished_at"] is not None
+    assert [(s["shard"], s["machine"], s["job_id"], s["cases_done"]) for s in target.shards("n")] == \
+        [(1, "box-a", "9_0", 2), (2, "box-b", "9_1", 2)]
+    assert target.tracks("n") == {"box-a": [(104.0, 100.0), (110.0, 100.0)], "box-b": [(104.5, 50.0), (110.5, 50.0)]}
+    # each case against its own machine's track: box-b is half as fast as box-a, and as fast as it usually is
+    frame = load("n", target)
+    assert frame["machine_speed_rel"].tolist() == [1.0] * 4 and set(frame["machine"]) == {"box-a", "box-b"}
+    before = [(r.case.key, r.machine) for r in target.results("n")]
+    assert main(["merge", str(tmp_path / "a.db"), str(tmp_path / "b.db"), "--into", store_url]) == 0  # twice: once
+    assert [(r.case.key, r.machine) for r in target.results("n")] == before
+    changed = Store(tmp_path / "b.db")
+    with changed.engine.begin() as conn:
+        conn.exec_driver_sql("update results set status = 'noisy'")
+    assert main(["merge", str(tmp_path / "b.db"), "--into", store_url]) == 2
+    assert "of its cases differ" in capsys.readouterr().err
