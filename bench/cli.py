@@ -88,14 +88,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.shard:
             keys_of_shard(record, args.shard)  # a run not sharded so fails here
     else:
-        if args.shard and not args.run_id:
-            raise BadValue("--shard needs --run-id: the id that every shard of the run shares (e.g. nightly-1128)")
         suite = _suite_of(args)
         cases = suite.cases()
         if args.dry_run:
+            if args.shard:  # the shard's own cases, as it would measure them
+                from .shards import shard_cases
+
+                cases = shard_cases(cases, _options_of(args, suite).group or suite.group, args.shard)
             views.show("\n".join(case.key for case in cases))
-            print(f"{len(cases)} cases in suite {suite.name!r}", file=sys.stderr)
+            part = f"shard {args.shard} of " if args.shard else ""
+            print(f"{len(cases)} cases in {part}suite {suite.name!r}", file=sys.stderr)
             return 0
+        if args.shard and not args.run_id:
+            raise BadValue("--shard needs --run-id: the id that every shard of the run shares (e.g. nightly-1128)")
         options = _options_of(args, suite)
         check_options(cases, options)  # before any work
         store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
