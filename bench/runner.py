@@ -217,6 +217,11 @@ class NewRun:
     warnings: tuple[str, ...] = ()  # what went wrong in planning without stopping the run (a failed calibration)
 
 
+def new_run_id() -> str:
+    """A run's id when none is chosen: the local time to the second and 6 random hex digits, 20261128-035239-54d61f."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
 def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None, run_id: Optional[str] = None,
               shard: Optional[Shard] = None, store: Optional[Store] = None) -> NewRun:
     """Plan a run of ``suite``: its cases, options, environment and calibration; nothing is stored yet.
@@ -241,7 +246,7 @@ def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None, 
         peaks = calibrate_isolated(cases, options)
     except WorkerFailed as exc:
         peaks, warnings = {}, (f"{exc}; the run goes on without peaks, so its rows have no peak_fraction",)
-    run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = run_id or new_run_id()
     machine = machine or env["hostname"]
     shard_row = None
     if shard is not None:
@@ -354,7 +359,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
     def probe() -> None:  # the machine-speed track, between groups: no worker is alive (bench.probe)
         track.append((time.time(), probe_gflop_s(threads)))
         if unsaved is None:
-            store.add_probe(run_id, *track.pop())
+            store.add_probe(run_id, *track.pop(), machine)
 
     sharded = "shards" in record["settings"]
     done = 0
@@ -382,8 +387,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
             left_out = store.add_results(run_id, results)
         else:  # the run and its first results in one transaction, then the probes it had so far
             left_out = store.store_planned(unsaved, results, shard_row)
-            for point in track:
-                store.add_probe(run_id, *point)
+            store.add_track(run_id, track, machine)
             unsaved = None
         for result in left_out:
             log.warning("case %s of run %s was stored meanwhile by another runner; this measurement is left out",
@@ -396,7 +400,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
         probe()
     if unsaved is not None:  # nothing of its own to measure (a shard whose groups are all stored): the plan alone
         store.store_planned(unsaved, [], shard_row)
-        store.add_track(run_id, track)
+        store.add_track(run_id, track, machine)
     if not sharded and (todo or record["finished_at"] is None):
         store.finish_run(run_id)
 

@@ -30,7 +30,7 @@ refused with one line, before anything is written.
               50 ms block of a case measured alone)
     pairings (result_id, group_label, reference, members, rounds, ratio, ratio_ci_low, ratio_ci_high, p_value)
               a grouped case against its group's reference (bench.record.Pairing)
-    track    (run_id, at, gflop_s)   the machine-speed probe (bench.probe), measured between groups
+    track    (run_id, at, gflop_s, machine)   the machine-speed probe (bench.probe), measured between groups
     gpu_states (result_id, at, the fields of bench.record.GpuState)   at: "start" or "end" of sampling;
               a GPU case's telemetry (bench.telemetry)
     compile_counts (result_id, graphs, graph_breaks, recompiles)   a compiled case's Dynamo counters
@@ -125,6 +125,7 @@ track_table = sa.Table(
     sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("at", sa.Float, primary_key=True),  # unix time
     sa.Column("gflop_s", sa.Float, nullable=False),
+    sa.Column("machine", sa.Text),  # the label of the machine probed (empty before revision 0006)
 )
 gpu_states = sa.Table(
     "gpu_states", _meta,
@@ -297,17 +298,20 @@ class Store:
         return run_id
 
     def import_run(self, run: dict[str, Any], results_: "Iterable[Result]",
-                   track: "Iterable[tuple[float, float]]" = ()) -> str:
-        """Insert a run read from elsewhere (a run file, another store) with its results and track, in one
-        transaction."""
+                   track: "Iterable[tuple[float, float, Optional[str]]]" = (),
+                   shards: "Iterable[dict[str, Any]]" = ()) -> str:
+        """Insert a run read from elsewhere (a run file, another store) with its results, track (unix time,
+        GFLOP/s, machine) and shard rows, in one transaction."""
         with self.engine.begin() as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run["id"])).first() is not None:
                 raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
             self._insert_run(conn, run)
             for result in results_:
                 self._insert_result(conn, run["id"], result)
-            for at, gflop_s in track:
-                conn.execute(sa.insert(track_table).values(run_id=run["id"], at=at, gflop_s=gflop_s))
+            for at, gflop_s, machine in track:
+                conn.execute(sa.insert(track_table).values(run_id=run["id"], at=at, gflop_s=gflop_s, machine=machine))
+            for shard in shards:
+                self._put_shard(conn, run["id"], shard)
         return run["id"]
 
     @staticmethod
@@ -354,13 +358,14 @@ class Store:
                              "--run-id)")
 
     def start_shard(self, run_id: str, shard: dict[str, Any]) -> None:
-        """A shard of a stored run starts again (``--resume ID --shard K/N``): its row renewed, or added."""
+        """A shard of a stored run starts again (``--resume ID --shard K/N``): its row renewed, or added (as
+        ``merge`` adds one, finished where ``shard`` says so)."""
         self._write(lambda conn: self._put_shard(conn, run_id, shard))
 
     @staticmethod
     def _put_shard(conn: sa.Connection, run_id: str, shard: dict[str, Any]) -> None:
         values = {"shards": shard["shards"], "machine": shard["machine"], "job_id": shard.get("job_id"),
-                  "cases_total": shard["cases_total"], "finished_at": None}
+                  "cases_total": shard["cases_total"], "finished_at": shard.get("finished_at")}
         planned = {f"{key}_json": json.dumps(shard[key]) for key in ("environment", "calibration") if key in shard}
         where = (shards_table.c.run_id == run_id) & (shards_table.c.shard == shard["shard"])
         if conn.execute(sa.select(shards_table.c.shard).where(where)).first() is None:
@@ -417,9 +422,10 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
-    def finish_run(self, run_id: str) -> None:
+    def finish_run(self, run_id: str, at: Optional[float] = None) -> None:
+        """The run is finished, now or ``at`` (unix time)."""
         with self.engine.begin() as conn:
-            conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=time.time()))
+            conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=at or time.time()))
 
     def _present(self, table: sa.Table) -> list[sa.Column]:
         """The table's columns that this store has (an older store, read as it is, may lack the newest)."""
@@ -474,24 +480,34 @@ class Store:
             })
         return out
 
-    def add_probe(self, run_id: str, at: float, gflop_s: float) -> None:
-        """One point of the run's machine-speed track (``bench.probe``)."""
-        self.add_track(run_id, [(at, gflop_s)])
+    def add_probe(self, run_id: str, at: float, gflop_s: float, machine: Optional[str] = None) -> None:
+        """One point of the run's machine-speed track (``bench.probe``) on ``machine`` (a label)."""
+        self.add_track(run_id, [(at, gflop_s)], machine)
 
-    def add_track(self, run_id: str, points: "Iterable[tuple[float, float]]") -> None:
-        """Points (unix time, GFLOP/s) of a run's machine-speed track, in one transaction."""
+    def add_track(self, run_id: str, points: "Iterable[tuple[float, float]]", machine: Optional[str] = None) -> None:
+        """Points (unix time, GFLOP/s) of a run's machine-speed track on ``machine``, in one transaction."""
+        labelled = {"machine": machine} if "machine" in self.columns.get("track", {"machine"}) else {}
         with self.engine.begin() as conn:
             for at, gflop_s in points:
-                conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s))
+                conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s, **labelled))
 
     def track(self, run_id: str) -> list[tuple[float, float]]:
-        """The run's machine-speed track, (unix time, GFLOP/s) in time order; empty for runs without one."""
+        """The run's machine-speed track, (unix time, GFLOP/s) in time order, all its machines together; empty
+        for runs without one."""
+        return sorted(point for points in self.tracks(run_id).values() for point in points)
+
+    def tracks(self, run_id: str) -> dict[Optional[str], list[tuple[float, float]]]:
+        """The run's machine-speed track by machine label (None: points from before labels), each in time order."""
         if "track" not in self.tables:
-            return []
+            return {}
+        tt = track_table.c
+        labelled = "machine" in self.columns.get("track", set())
+        by: dict[Optional[str], list[tuple[float, float]]] = {}
         with self.engine.connect() as conn:
-            tt = track_table.c
-            query = sa.select(tt.at, tt.gflop_s).where(tt.run_id == run_id).order_by(tt.at)
-            return [(float(at), float(value)) for at, value in conn.execute(query)]
+            query = sa.select(tt.at, tt.gflop_s, tt.machine if labelled else sa.null()).where(tt.run_id == run_id)
+            for at, value, machine in conn.execute(query.order_by(tt.at)):
+                by.setdefault(machine, []).append((float(at), float(value)))
+        return by
 
     # -- results ------------------------------------------------------------------------------
     def done_keys(self, run_id: str) -> set[str]:

@@ -47,6 +47,14 @@ def test_the_partition_deals_whole_groups_in_turn_and_covers_every_case_once():
     assert shard_keys(settings, Shard(4, 4)) == {case.key for case in groups[3]}
 
 
+def test_a_dry_run_of_a_shard_lists_its_own_cases():
+    whole = cli("run", *TINY, "--dry-run")
+    parts = [cli("run", *TINY, "--dry-run", "--shard", f"{k}/2") for k in (1, 2)]
+    assert whole.returncode == 0 and all(part.returncode == 0 for part in parts)
+    assert parts[0].stdout.split() == whole.stdout.split()[:2] and parts[1].stdout.split() == whole.stdout.split()[2:]
+    assert parts[1].stderr == "2 cases in shard 2/2 of suite 'quick+flags'\n"
+
+
 def test_shard_and_run_id_values_are_checked():
     assert shard("2/3") == Shard(2, 3) and str(Shard(2, 3)) == "2/3" and shard(" 1/1 ") == Shard(1, 1)
     for bad in ("0/2", "3/2", "1/0", "a/b", "1/2/3", "1", "-1/2", "1/10001", ""):
@@ -191,3 +199,56 @@ def test_resuming_an_unsharded_run_by_shard_is_refused_before_any_work(tmp_path)
                           settings=run_settings(suite, suite.cases(), RunOptions()))
     refused = cli("run", "--resume", plain, "--store", str(tmp_path / "s.db"), "--shard", "1/2")
     assert refused.returncode == 2 and refused.stderr == f"error: run {plain!r} was not sharded: resume it without --shard\n"
+
+
+def sharded_part(path, shard, points, machine):
+    """A store as a node leaves it after measuring its shard of run 'n' (2 shards of 4 lenet5 cases) offline."""
+    from bench.runner import RunOptions, run_settings
+
+    suite = suite_from_dict({"models": ["lenet5"], "batch_sizes": [1, 2], "precisions": ["fp32", "bf16"],
+                             "threads": [1]}, name="t")
+    cases = suite.cases()
+    settings = {**run_settings(suite, cases, RunOptions(group="variant")), "shards": 2}
+    mine = shard_cases(cases, "variant", Shard(shard, 2))
+    store = Store(path)
+    run = {"id": "n", "suite": "t", "suite_definition": suite.to_dict(), "environment": {"hostname": machine},
+           "calibration": {"cpu/float32/t1": 10.0 * shard}, "settings": settings, "started_at": 100.0 + shard,
+           "finished_at": None, "cases_total": len(cases), "machine": machine}
+    row = {"shard": shard, "shards": 2, "machine": machine, "environment": {"hostname": machine},
+           "calibration": {}, "job_id": f"9_{shard - 1}", "cases_total": len(mine), "started_at": 100.0 + shard}
+    results = [Result(case=case, status="ok", samples_ns=(1000 * shard,) * 5, machine=machine,
+                      started_at=105.0 + i, duration_s=1.0) for i, case in enumerate(mine)]
+    assert store.store_planned(run, results, row) == []
+    store.add_track("n", points, machine)
+    store.finish_shard("n", shard)
+    return store
+
+
+def test_the_parts_of_a_sharded_run_measured_offline_merge_into_one_run(tmp_path, store_url, capsys):
+    from bench.cli import main
+    from bench.results import load
+
+    sharded_part(tmp_path / "a.db", 1, [(104.0, 100.0), (110.0, 100.0)], "box-a")
+    sharded_part(tmp_path / "b.db", 2, [(104.5, 50.0), (110.5, 50.0)], "box-b")
+    assert main(["merge", str(tmp_path / "a.db"), "--into", store_url]) == 0
+    target = Store(store_url, create=False)
+    assert target.run("n")["finished_at"] is None and len(target.results("n")) == 2
+    assert main(["merge", str(tmp_path / "b.db"), str(tmp_path / "a.db"), "--into", store_url]) == 0
+    assert "n: already in" in capsys.readouterr().out
+    (row,) = target.list_runs()
+    assert (row["cases_done"], row["cases_total"], row["shards"], row["shards_done"]) == (4, 4, 2, 2)
+    assert target.run("n")["finished_at"] is not None
+    assert [(s["shard"], s["machine"], s["job_id"], s["cases_done"]) for s in target.shards("n")] == \
+        [(1, "box-a", "9_0", 2), (2, "box-b", "9_1", 2)]
+    assert target.tracks("n") == {"box-a": [(104.0, 100.0), (110.0, 100.0)], "box-b": [(104.5, 50.0), (110.5, 50.0)]}
+    # each case against its own machine's track: box-b is half as fast as box-a, and as fast as it usually is
+    frame = load("n", target)
+    assert frame["machine_speed_rel"].tolist() == [1.0] * 4 and set(frame["machine"]) == {"box-a", "box-b"}
+    before = [(r.case.key, r.machine) for r in target.results("n")]
+    assert main(["merge", str(tmp_path / "a.db"), str(tmp_path / "b.db"), "--into", store_url]) == 0  # twice: once
+    assert [(r.case.key, r.machine) for r in target.results("n")] == before
+    changed = Store(tmp_path / "b.db")
+    with changed.engine.begin() as conn:
+        conn.exec_driver_sql("update results set status = 'noisy'")
+    assert main(["merge", str(tmp_path / "b.db"), "--into", store_url]) == 2
+    assert "of its cases differ" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Shards (issue 14): one row per shard of a run split over several runners, and each result's machine.
+"""Shards (issue 14): one row per shard of a run split over several runners, and the machine of each result and of
+each point of the machine-speed track (a sharded run's machines probe each their own speed).
 
 Revision ID: 0006
 Revises: 0005
@@ -15,8 +16,9 @@ depends_on = None
 
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
-    if "machine" not in {column["name"] for column in inspector.get_columns("results")}:
-        op.add_column("results", sa.Column("machine", sa.Text))
+    for table in ("results", "track"):
+        if "machine" not in {column["name"] for column in inspector.get_columns(table)}:
+            op.add_column(table, sa.Column("machine", sa.Text))
     if "shards" not in set(inspector.get_table_names()):
         op.create_table(
             "shards",
@@ -35,5 +37,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("shards")
-    with op.batch_alter_table("results") as batch:
-        batch.drop_column("machine")
+    for table in ("track", "results"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("machine")
