@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from . import escape, views
 from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
-from .errors import BadInput, BadValue, CnnbenchError
+from .errors import BadInput, BadValue, CnnbenchError, StoreUnavailable
 from .flags import Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, threshold_flags
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
@@ -81,10 +81,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
         run_id = (run := start_run(suite, options, machine=args.machine)).id
     with views.Progress(f"run {run_id} -> {store.label}", quiet=args.quiet or args.json) as progress:
-        execute(store, run, on_start=progress.case, on_result=lambda result: progress.row(result_row(result)))
+        try:
+            execute(store, run, on_start=progress.case, on_result=lambda result: progress.row(result_row(result)))
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(_store_lost(exc, run_id, progress, stored=isinstance(run, str),
+                                               same_store=" with the same --store" if args.store else "")) from None
     rows = progress.rows
     views.show(views.run_summary(run_id, store.label, tally(row["status"] for row in rows), rows, args.json))
     return 0
+
+
+def _store_lost(exc: StoreUnavailable, run_id: str, progress: views.Progress, stored: bool, same_store: str) -> str:
+    """The line for a store lost mid-run: its error, the cases in flight (not stored), and how to finish the run.
+    ``stored``: the run was in the store before this runner began (a resumed run)."""
+    flying = progress.in_flight()
+    lost = (f"; not stored: {len(flying)} case{'s' if len(flying) > 1 else ''} in flight ({', '.join(flying[:3])}"
+            f"{', ...' if len(flying) > 3 else ''})" if flying else "")
+    if not stored and not progress.rows:  # the run is stored with its first results: nothing of it was
+        return f"{exc}{lost}; run {run_id!r} was not stored: start it again once the store is back"
+    return (f"{exc}{lost}; every case committed before is kept: finish the run with "
+            f"'cnnbench run --resume {run_id}'{same_store} once the store is back")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

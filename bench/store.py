@@ -8,9 +8,11 @@ transaction). A SQLAlchemy URL works through the same code; ``postgresql://`` (o
 A store is opened read-only (SQLite's ``query_only``, PostgreSQL's read-only
 session) until its schema says it is a cnnbench store: a database that is not one
 is left exactly as it was, byte for byte. A PostgreSQL server that cannot be
-reached is ``Unavailable`` (exit 3), a refused login or a missing database a
+reached is ``StoreUnavailable`` (exit 3), a refused login or a missing database a
 ``StoreError`` (exit 2), each one line, before anything is written; a server lost
-mid-run ends the run the same way, with every committed case kept.
+mid-run ends the run the same way, with every committed case kept. A pooled
+connection is pinged before each use, so a server restarted between two writes
+costs nothing; one lost inside a transaction fails that transaction only.
 
 Every finished case is committed in its own transaction before the next starts,
 so killing the runner loses only the case in flight; ``--resume`` measures what
@@ -56,7 +58,7 @@ from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from .cases import Case
 from . import migrate
-from .errors import BadValue, StoreError, Unavailable, cannot, first_line
+from .errors import BadValue, StoreError, StoreUnavailable, Unavailable, cannot, first_line
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
 
 SCHEMA_VERSION = 2
@@ -455,9 +457,12 @@ def _engine(url: str, label: str, *, sqlite: bool) -> sa.Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     postgres = parsed.get_backend_name() == "postgresql"
     args: dict[str, Any] = {"timeout": 60} if sqlite else {"connect_timeout": 10} if postgres else {}
+    # SQLite: a connection per use (NullPool), so that a long-lived reader never keeps a stale WAL snapshot. A
+    # server: pooled connections, each pinged when taken from the pool, so that one the server dropped between two
+    # writes (restarted, or ended it) is replaced by a new one instead of failing the write
+    pool: dict[str, Any] = {"poolclass": sa.pool.NullPool} if sqlite else {"pool_pre_ping": True}
     try:
-        # SQLite: a connection per use (NullPool), so that a long-lived reader never keeps a stale WAL snapshot
-        return sa.create_engine(parsed, connect_args=args, **({"poolclass": sa.pool.NullPool} if sqlite else {}))
+        return sa.create_engine(parsed, connect_args=args, **pool)
     except ImportError as exc:
         if postgres:
             raise Unavailable("a PostgreSQL results store needs the psycopg driver: "
@@ -473,15 +478,16 @@ _URL_EXAMPLE = "results/cnnbench.db, sqlite:///PATH or postgresql://USER:PASSWOR
 
 def _server_error(label: str, context: Any) -> None:
     """A database server's failure as one line: a refused login or a missing database is the user's to fix
-    (StoreError, exit 2); a server that is down or unreachable is the environment's (Unavailable, exit 3).
-    Other errors (a duplicate case, ...) go on as they are."""
-    if not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
+    (StoreError, exit 2); a server that is down, unreachable or lost in a transaction is the environment's
+    (StoreUnavailable, exit 3). A failed ping of a pooled connection goes on as it is, so that the pool replaces
+    the connection; other errors (a duplicate case, ...) go on as they are."""
+    if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
         return
     reason = _reason(context.original_exception)
     text = reason.lower()
     if "authentication failed" in text or "no password supplied" in text or "does not exist" in text:
         raise StoreError(f"results store {label!r} refused the connection: {reason}") from None
-    raise Unavailable(f"results store {label!r} cannot be reached: {reason}") from None
+    raise StoreUnavailable(f"results store {label!r} cannot be reached: {reason}") from None
 
 
 _FILE_FAILURES = ("disk is full", "disk i/o error", "readonly database", "read-only database")
@@ -489,11 +495,11 @@ _FILE_FAILURES = ("disk is full", "disk i/o error", "readonly database", "read-o
 
 def _file_error(label: str, context: Any) -> None:
     """An SQLite file that cannot take a write (a full disk, an I/O error, a read-only file) as one line
-    (Unavailable, exit 3): what was committed before stays. Other errors go on as they are."""
+    (StoreUnavailable, exit 3): what was committed before stays. Other errors go on as they are."""
     if isinstance(context.sqlalchemy_exception, OperationalError):
         reason = _reason(context.original_exception)
         if any(failure in reason.lower() for failure in _FILE_FAILURES):
-            raise Unavailable(f"results store {label!r} cannot be written: {reason}") from None
+            raise StoreUnavailable(f"results store {label!r} cannot be written: {reason}") from None
 
 
 def _label(location: "str | os.PathLike[str]") -> str:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bench.cases import Case
 from bench.cli import main
-from bench.errors import BadInput, Unavailable
+from bench.errors import BadInput, StoreUnavailable
 from bench.results import load, result_row
 from bench.store import SCHEMA_VERSION, Store, StoreError
 from bench.record import Result
@@ -123,8 +123,6 @@ def test_a_schema_version_that_is_not_a_number_is_one_line_and_untouched(tmp_pat
 
 
 def test_a_full_disk_is_one_line_and_keeps_what_was_committed(tmp_path):
-    from bench.errors import Unavailable
-
     store = Store(tmp_path / "s.db")
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
@@ -134,7 +132,7 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_committed(tmp_path):
         dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
 
     sa.event.listen(store.engine, "connect", fill_up)
-    with pytest.raises(Unavailable, match="cannot be written: database or disk is full"):
+    with pytest.raises(StoreUnavailable, match="cannot be written: database or disk is full"):
         for n in range(2, 200):
             store.add_result(run_id, a_result(n))
     sa.event.remove(store.engine, "connect", fill_up)
@@ -243,7 +241,7 @@ def test_a_foreign_postgresql_database_is_refused_and_left_alone(postgres_url, c
     assert tables_of(postgres_url) == ["customers"]
 
 
-def test_a_connection_lost_mid_run_is_one_line_and_keeps_what_was_committed(postgres_url):
+def test_a_connection_lost_inside_a_write_is_one_line_and_keeps_what_was_committed(postgres_url):
     import psycopg
 
     store = Store(postgres_url)
@@ -251,10 +249,35 @@ def test_a_connection_lost_mid_run_is_one_line_and_keeps_what_was_committed(post
     store.add_result(run_id, a_result(1))
     database = postgres_url.rsplit("/", 1)[1]
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:  # the server drops this store's connections
-        admin.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (database,))
-    with pytest.raises(Unavailable, match=r"cannot be reached: .*terminat"):
+        admin.execute("select pg_terminate_backend(pid, 5000) from pg_stat_activity where datname = %s", (database,))
+    store.add_result(run_id, a_result(3))  # between two writes: the pool's ping finds it dropped and replaces it
+    inserts = []
+
+    def drop_at_the_second_case(conn, _cursor, statement, *_):  # the group's first case is in, uncommitted
+        inserts.append(statement)
+        if sum(s.startswith("INSERT INTO results ") for s in inserts) == 2:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+                admin.execute("select pg_terminate_backend(%s, 5000)", (conn.connection.dbapi_connection.info.backend_pid,))
+
+    sa.event.listen(store.engine, "before_cursor_execute", drop_at_the_second_case)
+    with pytest.raises(StoreUnavailable, match=r"cannot be reached: .*terminat"):
         store.add_results(run_id, [a_result(2), a_result(4)])
-    assert Store(postgres_url, create=False).results(run_id) == [a_result(1)]
+    sa.event.remove(store.engine, "before_cursor_execute", drop_at_the_second_case)
+    assert Store(postgres_url, create=False).results(run_id) == [a_result(1), a_result(3)]  # the group: none of it
+
+
+def test_a_server_restarted_between_two_writes_costs_nothing_and_one_that_is_down_is_one_line(own_postgres):
+    store = Store(own_postgres.url)
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+    own_postgres.stop()
+    own_postgres.start()
+    store.add_result(run_id, a_result(2))  # the pooled connection died with the server: pinged, and replaced
+    own_postgres.stop()
+    with pytest.raises(StoreUnavailable, match=r"^results store 'postgresql://cnnbench:\*\*\*@.*' cannot be reached: "):
+        store.add_result(run_id, a_result(3))
+    own_postgres.start()
+    assert store.results(run_id) == [a_result(1), a_result(2)]
 
 
 # -- a store is read-only until it is known to be ours -----------------------------------------------------
