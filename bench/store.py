@@ -14,6 +14,10 @@ mid-run ends the run the same way, with every committed case kept. A pooled
 connection is pinged before each use, so a server restarted between two writes
 costs nothing; one lost inside a transaction fails that transaction only.
 
+A new SQLite store is built whole in a temporary file beside its place and linked
+in (``_create_sqlite``), so a runner killed, or a disk that fills, while making it
+leaves no store, not a half one; two runners making it at once end with one.
+
 Every finished case is committed in its own transaction before the next starts,
 so killing the runner loses only the case in flight; ``--resume`` measures what
 is missing. A store that is corrupt, written by a newer schema, or unwritable is
@@ -44,7 +48,10 @@ SCHEMA_VERSION is raised only by a change that a cnnbench before it could not re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import glob
 import json
 import os
 import time
@@ -161,6 +168,8 @@ class Store:
         path = _sqlite_path(self.url)
         if path is not None:
             self._check_file(path, create)
+            if not path.exists():
+                _create_sqlite(path, self.label)
         self.engine = _engine(self.url, self.label, sqlite=path is not None)
         sa.event.listen(self.engine, "connect", self._on_connect)
         sa.event.listen(self.engine, "handle_error",
@@ -247,6 +256,8 @@ class Store:
                              f"(tables: {', '.join(sorted(tables))})")
         if not create:
             raise StoreError(f"results store {self.label!r} is empty")
+        # a server's database (its DDL is transactional: made whole or not at all), or an empty SQLite file that
+        # was there already (a new one is made whole by _create_sqlite)
         self._writable()
         if self.engine.dialect.name == "sqlite":  # kept in the file: every later connection is WAL too
             with self.engine.connect() as conn:
@@ -444,6 +455,54 @@ class Store:
             out.append(Result(case=Case.from_dict(case), pairing=paired.get(r["id"]), compile_counts=compiled.get(r["id"]),
                               **series, **gpu, **data))
         return out
+
+
+STALE_CREATION_S = 600.0  # a store is built in well under a second: a temporary file this old was abandoned
+
+
+def _create_sqlite(path: Path, label: str) -> None:
+    """Make a new SQLite store at ``path`` whole or not at all. It is built in a temporary file beside ``path``
+    (the same folder, so the same file system): tables, schema_version and the Alembic stamp, then WAL (kept in
+    the file's header); then hard-linked into place, which fails when a file appeared there meanwhile: another
+    runner made the store first, and that one stays. A runner killed, or a disk that fills, while building leaves
+    no file at ``path``: only the temporary one, which a later creation in that folder removes once it is older
+    than STALE_CREATION_S. On a file system without hard links the copy is renamed into place where ``path`` is
+    still free."""
+    _remove_stale_creations(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.creating")
+    engine = sa.create_engine(f"sqlite:///{tmp}", poolclass=sa.pool.NullPool)
+    sa.event.listen(engine, "handle_error", functools.partial(_file_error, label))
+    try:
+        with engine.begin() as conn:
+            _meta.create_all(conn)
+            conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            migrate.stamp_head(conn)
+        with engine.connect() as conn:  # the last connection closes: the file holds everything, no -wal beside it
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # made meanwhile by another runner: its store is the one
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                raise
+            if not path.exists():  # no hard links here: a rename, which would replace a store made meanwhile
+                os.rename(tmp, path)
+    except OSError as exc:
+        raise cannot(f"create results store {label!r}", exc) from None
+    finally:
+        engine.dispose()
+        for leftover in (tmp, *(tmp.with_name(tmp.name + end) for end in ("-journal", "-wal", "-shm"))):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
+def _remove_stale_creations(path: Path) -> None:
+    """Remove the temporary files of creations of ``path`` abandoned (killed) more than STALE_CREATION_S ago."""
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.creating*"):
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > STALE_CREATION_S:
+                old.unlink()
 
 
 def _engine(url: str, label: str, *, sqlite: bool) -> sa.Engine:

@@ -139,6 +139,120 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_committed(tmp_path):
     assert a_result(1) in store.results(run_id)
 
 
+# -- a new SQLite store is made whole or not at all -------------------------------------------------------
+
+def test_a_disk_that_fills_while_a_store_is_made_leaves_no_file_and_the_next_open_makes_it(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from bench import migrate
+    from bench.store import meta_table
+
+    path = tmp_path / "s.db"
+
+    def fill_up(conn):  # the tables are made; the disk fills before the stamp (SQLite's own "disk is full")
+        assert {"runs", "results", "cnnbench_meta"} <= set(sa.inspect(conn).get_table_names())
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {conn.exec_driver_sql('PRAGMA page_count').scalar()}")
+        conn.execute(sa.insert(meta_table).values(key="filler", value="x" * 100_000))
+
+    monkeypatch.setattr(migrate, "stamp_head", fill_up)
+    with pytest.raises(StoreUnavailable, match=r"^results store '.*s\.db' cannot be written: database or disk is full"):
+        Store(path)
+    assert list(tmp_path.iterdir()) == []  # no store, no half store, no temporary file
+    assert main(["runs", "--store", str(path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no results store at")  # not "empty", not "not a cnnbench store"
+    monkeypatch.undo()
+    store = Store(path)
+    new_run(store)
+    assert len(Store(path, create=False).list_runs()) == 1
+
+
+KILLED_WHILE_MAKING = """
+import os, signal, sys
+from bench import migrate
+from bench.store import Store
+
+def killed(conn):  # the tables are made, the stamp is not: the runner dies here
+    os.kill(os.getpid(), signal.SIGKILL)
+
+migrate.stamp_head = killed
+Store(sys.argv[1])
+"""
+
+
+def test_a_runner_killed_while_making_a_store_leaves_none_and_its_copy_is_removed_once_stale(tmp_path, capsys):
+    import os
+    import subprocess
+    import time
+
+    path = tmp_path / "s.db"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_MAKING, str(path)], capture_output=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    abandoned = list(tmp_path.iterdir())  # its copy (and the copy's journal) beside where the store goes
+    assert abandoned and all(p.name.startswith(".s.db.") and ".creating" in p.name for p in abandoned), abandoned
+    assert main(["runs", "--store", str(path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no results store at")
+    young = tmp_path / ".s.db.1-0badf00d.creating"  # another runner's copy, being made now: left alone
+    young.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    for leftover in abandoned:
+        os.utime(leftover, (an_hour_ago, an_hour_ago))
+    new_run(Store(path))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("s.db-")) == [young.name, "s.db"]
+    assert len(Store(path, create=False).list_runs()) == 1
+
+
+MAKING_TOGETHER = """
+import sys, time
+from pathlib import Path
+from bench import migrate
+from bench.store import Store
+
+path, ready, writers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+stamp = migrate.stamp_head
+
+def stamp_together(conn):  # every writer has its whole copy before any of them links it into place
+    stamp(conn)
+    (ready / sys.argv[4]).touch()
+    deadline = time.time() + 60
+    while len(list(ready.iterdir())) < writers and time.time() < deadline:
+        time.sleep(0.01)
+
+migrate.stamp_head = stamp_together
+store = Store(path)
+print(store.new_run(suite="t", suite_json={}, environment={}, calibration={}, settings={}, cases_total=0))
+"""
+
+
+def test_writers_making_one_sqlite_store_at_once_make_it_once(tmp_path):
+    import subprocess
+
+    path, ready = tmp_path / "store" / "s.db", tmp_path / "ready"
+    ready.mkdir()
+    writers = [subprocess.Popen([sys.executable, "-c", MAKING_TOGETHER, str(path), str(ready), "3", str(n)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    outcomes = [writer.communicate(timeout=120) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0], outcomes
+    assert len(list(ready.iterdir())) == 3  # all three made a copy of their own
+    ids = {out.strip() for out, _ in outcomes}
+    assert {run["run_id"] for run in Store(path, create=False).list_runs()} == ids and len(ids) == 3
+    assert [p.name for p in path.parent.iterdir() if "creating" in p.name] == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_where_the_file_system_has_no_hard_links_a_new_store_is_renamed_into_place(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def no_links(*_):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = Store(tmp_path / "s.db")
+    new_run(store)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("s.db-")] == ["s.db"]
+    assert len(Store(tmp_path / "s.db", create=False).list_runs()) == 1
+
+
 def test_foreign_database_is_refused(tmp_path):
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
