@@ -125,7 +125,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_ids = list(args.run_ids) + ([store.latest_run_id()] if args.latest else [])
     if not run_ids:
         raise BadValue("name the runs to report (see 'cnnbench runs') or pass --latest")
-    views.show(str(write_report(store, run_ids, args.output, profiles_root=args.profiles).resolve()))
+    views.show(str(write_report(store, run_ids, args.output, profiles_root=args.profiles,
+                                cross_machine=args.cross_machine).resolve()))
     return 0
 
 
@@ -280,8 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     store_flag(p)
 
     p = command("report", cmd_report, "one self-contained HTML report from one or more runs")
-    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to report; the first is the baseline of comparisons")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID",
+                   help="runs to report, grouped by machine; each machine's first run is the baseline of its others")
     p.add_argument("--latest", action="store_true", help="the newest run in the store")
+    p.add_argument("--cross-machine", action="store_true",
+                   help="also compare the first run with each other machine's first (else runs of different machines "
+                        "are not compared)")
     p.add_argument("-o", "--output", default="reports/index.html", help="where to write (default: reports/index.html)")
     p.add_argument("--profiles", default="results/profiles", help="where 'run --profile' put traces (default: results/profiles)")
     store_flag(p)
