@@ -96,6 +96,17 @@ GROUPINGS: dict[str, Optional[tuple[str, ...]]] = {
 }
 
 
+def group_cases(cases: list[Case], grouping: str) -> list[list[Case]]:
+    """The cases in groups that share GROUPINGS[grouping]'s fields, in the order each group first appears."""
+    shared = GROUPINGS[grouping]
+    if shared is None:
+        return [[case] for case in cases]
+    groups: dict[tuple, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(tuple(getattr(case, name) for name in shared), []).append(case)
+    return list(groups.values())
+
+
 def case_change(item: str) -> tuple[str, str]:
     """``ab --vs FLAG=VALUE``: (the Case field, the value's text), e.g. 'memory-format=channels_last'."""
     by_flag = {axis.case_flag.lstrip("-"): axis.field for axis in CASE_AXES}

@@ -21,7 +21,7 @@ from .flags import Parser, backend_flags, case_flags, dest, formats, src_flags, 
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
 from .values import (batch_size, byte_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
-                     positive_int, seconds)
+                     positive_int, chosen_run_id, seconds, shard)
 
 
 def _store_of(args: argparse.Namespace, create: bool = False, upgrade: bool = False):
@@ -54,17 +54,22 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import result_row
-    from .runner import RunOptions, check_options, execute, start_run
+    from .runner import RunOptions, check_options, execute, keys_of_shard, start_run
     from .suites import suite_from_flags
 
     if args.resume:
         changed = [f"--{k.replace('_', '-')}" for defaults in [vars(build_parser().parse_args(["run"]))]
-                   for k, v in vars(args).items() if k not in ("resume", "store", "quiet", "json") and v != defaults[k]]
+                   for k, v in vars(args).items()
+                   if k not in ("resume", "store", "quiet", "json", "shard", "machine") and v != defaults[k]]
         if changed:
             raise BadValue(f"--resume measures a run as it was started; {', '.join(changed)} would change it")
         run = run_id = args.resume
-        (store := _store_of(args, upgrade=True)).run(run_id)  # an unknown id fails here
+        record = (store := _store_of(args, upgrade=True)).run(run_id)  # an unknown id fails here
+        if args.shard:
+            keys_of_shard(record, args.shard)  # a run not sharded so fails here
     else:
+        if args.shard and not args.run_id:
+            raise BadValue("--shard needs --run-id: the id that every shard of the run shares (e.g. nightly-1128)")
         suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, dest(axis.run_flag)) for axis in AXES},
                                  max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
         cases = suite.cases()
@@ -79,28 +84,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         check_options(cases, options)  # before any work
         store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
-        run_id = (run := start_run(suite, options, machine=args.machine)).id
-    with views.Progress(f"run {run_id} -> {store.label}", quiet=args.quiet or args.json) as progress:
+        if args.run_id and not args.shard and store.has_run(args.run_id):
+            raise BadValue(f"run {args.run_id!r} is already in {store.label!r}: 'cnnbench run --resume "
+                           f"{args.run_id}' finishes it, or choose another --run-id")
+        run_id = (run := start_run(suite, options, machine=args.machine, run_id=args.run_id, shard=args.shard,
+                                      store=store)).id
+    part = f" shard {args.shard}" if args.shard else ""
+    with views.Progress(f"run {run_id}{part} -> {store.label}", quiet=args.quiet or args.json) as progress:
         try:
-            execute(store, run, on_start=progress.case, on_result=lambda result: progress.row(result_row(result)))
+            execute(store, run, shard=args.shard, machine=args.machine, on_start=progress.case,
+                    on_result=lambda result: progress.row(result_row(result)))
         except StoreUnavailable as exc:
-            raise StoreUnavailable(_store_lost(exc, run_id, progress, stored=isinstance(run, str),
-                                               same_store=" with the same --store" if args.store else "")) from None
+            resume = (f"'cnnbench run --resume {run_id}{' --shard ' + str(args.shard) if args.shard else ''}'"
+                      + (" with the same --store" if args.store else ""))
+            raise StoreUnavailable(_store_lost(exc, f"run {run_id!r}{part}", progress, stored=isinstance(run, str),
+                                               resume=resume)) from None
     rows = progress.rows
     views.show(views.run_summary(run_id, store.label, tally(row["status"] for row in rows), rows, args.json))
     return 0
 
 
-def _store_lost(exc: StoreUnavailable, run_id: str, progress: views.Progress, stored: bool, same_store: str) -> str:
-    """The line for a store lost mid-run: its error, the cases in flight (not stored), and how to finish the run.
-    ``stored``: the run was in the store before this runner began (a resumed run)."""
+def _store_lost(exc: StoreUnavailable, what: str, progress: views.Progress, stored: bool, resume: str) -> str:
+    """The line for a store lost mid-run (``what``: the run, or its shard): its error, the cases in flight (not
+    stored), and how to finish. ``stored``: the run was in the store before this runner began (a resumed run)."""
     flying = progress.in_flight()
     lost = (f"; not stored: {len(flying)} case{'s' if len(flying) > 1 else ''} in flight ({', '.join(flying[:3])}"
             f"{', ...' if len(flying) > 3 else ''})" if flying else "")
-    if not stored and not progress.rows:  # the run is stored with its first results: nothing of it was
-        return f"{exc}{lost}; run {run_id!r} was not stored: start it again once the store is back"
-    return (f"{exc}{lost}; every case committed before is kept: finish the run with "
-            f"'cnnbench run --resume {run_id}'{same_store} once the store is back")
+    if not stored and not progress.rows:  # a new run is stored with its first results: nothing of it was
+        return f"{exc}{lost}; nothing of {what} was stored: run the same command again once the store is back"
+    return f"{exc}{lost}; every case committed before is kept: finish with {resume} once the store is back"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -256,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
+    p.add_argument("--shard", type=shard, metavar="K/N",
+                   help="measure the K-th of N parts of the suite (whole comparison groups), under --run-id")
+    p.add_argument("--run-id", type=chosen_run_id, metavar="ID", help="the run's id (default: the time and 6 hex digits); "
+                   "every shard of a run shares it")
     p.add_argument("--machine", type=option(file_stem, "--machine"), help="this machine's label (default: hostname)")
     store_flag(p)
     p.add_argument("--isolation", default="process", type=option(one_of, ISOLATIONS, "--isolation"),

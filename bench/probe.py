@@ -14,7 +14,10 @@ Method
     the few milliseconds that 9 repeats would last. It runs
     before the first group, between groups (no worker is then alive, so it
     measures the machine, not a contention with the benchmark) and after the
-    last; stored per run (``Store.add_probe``) with its unix time.
+    last; stored per run (``Store.add_probe``) with its unix time and the
+    machine's label. A sharded run's machines each probe their own speed: a
+    case is set against the track of the machine that measured it
+    (``own_track``).
 
     A case's speed (``speed_during``): the median of the probes taken from the
     last one at or before the case's start to the first one at or after its
@@ -79,6 +82,14 @@ def speed_during(track: Track, start: float, end: float) -> Optional[float]:
     window = [value for _, value in track[first:last]] or [track[-1][1]]
     typical = median([value for _, value in track])
     return median(window) / typical if typical > 0 else None
+
+
+def own_track(tracks: "dict[Optional[str], list[tuple[float, float]]]", machine: Optional[str]) -> Track:
+    """The track of the machine that measured a case (``Store.tracks``' answer): that machine's own points where
+    it probed, else every point (a run from before machine labels)."""
+    if machine in tracks:
+        return tracks[machine]
+    return sorted(point for points in tracks.values() for point in points)
 
 
 def spread(track: Track) -> Optional[float]:

@@ -109,6 +109,7 @@ class Result:
     instructions_reason: str = ""  # why there is no count, when asked for one
     started_at: float = 0.0  # unix time
     duration_s: float = 0.0  # the whole case: build, checks, warm-up, sampling
+    machine: Optional[str] = None  # the label of the machine that measured it (a sharded run spans several)
     # the median of each block of sampling (a case alone) or of each interleaved round (a comparison group):
     # the p50's interval comes from these; and, in a group, the pairing with the reference
     round_medians_ns: tuple[int, ...] = ()

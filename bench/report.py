@@ -33,7 +33,7 @@ from . import escape
 from .compare import Thresholds, compare_runs, machine_difference
 from .errors import BadValue, StoreError, cannot
 from .precision import DTYPE_BYTES, weight_dtype
-from .probe import movement_line
+from .probe import movement_line, own_track
 from .record import STATUSES, Result
 from .results import result_row
 from .store import Store
@@ -55,8 +55,8 @@ class RunData:
 
 
 def machine_of(meta: dict[str, Any]) -> str:
-    """The machine a run's results come from: its label (``run --machine``), else its hostname (a run from
-    before labels). The one place the report decides a result's machine."""
+    """The machine a run ran on: its label (``run --machine``), else its hostname (a run from before labels).
+    The report groups runs by it; in the tables, a result that names its own machine (a shard's) keeps it."""
     return str(meta.get("machine") or meta.get("environment", {}).get("hostname") or "unknown")
 
 
@@ -72,11 +72,12 @@ def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
     runs = []
     for run_id in run_ids:
         meta = store.run(run_id)
+        tracks = store.tracks(run_id)
         meta["track"] = store.track(run_id)
         results = tuple(store.results(run_id))
         if not results:
             raise StoreError(f"run {run_id!r} has no results yet; nothing to report")
-        frame = pd.DataFrame([result_row(r, meta["calibration"], meta["track"]) for r in results])
+        frame = pd.DataFrame([result_row(r, meta["calibration"], own_track(tracks, r.machine)) for r in results])
         for column in NUMERIC:  # all-None columns would stay objects, and None does no arithmetic
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         frame.insert(0, "run_id", escape.terminal(run_id))

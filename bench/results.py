@@ -32,7 +32,7 @@ from . import escape
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
-from .probe import Track, speed_during, spread
+from .probe import Track, own_track, speed_during, spread
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
 from .telemetry import THROTTLING, shared, throttled
 from .stats import median, median_ci, median_ci_rel, rerun_interval, summarize
@@ -148,8 +148,8 @@ def load(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd
     st = store if isinstance(store, Store) else open_store(store, create=False)
     run_id = run_id or st.latest_run_id()
     run = st.run(run_id)
-    track = st.track(run_id)
-    rows = [result_row(r, run["calibration"], track) for r in st.results(run_id)]
+    tracks = st.tracks(run_id)
+    rows = [result_row(r, run["calibration"], own_track(tracks, r.machine)) for r in st.results(run_id)]
     frame = pd.DataFrame(rows)
     frame.insert(0, "run_id", run_id)
     return frame
@@ -161,11 +161,13 @@ def load_track(run_id: Optional[str] = None, store: "Store | str | None" = None)
     st = store if isinstance(store, Store) else open_store(store, create=False)
     run_id = run_id or st.latest_run_id()
     started = st.run(run_id)["started_at"]
-    track = st.track(run_id)
-    typical = median([value for _, value in track]) if track else math.nan
-    frame = pd.DataFrame([{"at_unix_s": at, "since_start_s": at - started, "probe_gflop_s": value,
-                           "speed_rel": value / typical} for at, value in track],
-                         columns=["at_unix_s", "since_start_s", "probe_gflop_s", "speed_rel"])
+    rows = []
+    for machine, track in st.tracks(run_id).items():  # each machine against its own median
+        typical = median([value for _, value in track])
+        rows += [{"at_unix_s": at, "since_start_s": at - started, "machine": machine, "probe_gflop_s": value,
+                  "speed_rel": value / typical} for at, value in track]
+    frame = pd.DataFrame(sorted(rows, key=lambda row: row["at_unix_s"]),
+                         columns=["at_unix_s", "since_start_s", "machine", "probe_gflop_s", "speed_rel"])
     frame.insert(0, "run_id", run_id)
     return frame
 

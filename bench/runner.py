@@ -48,23 +48,28 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
+import logging
+import socket
 
 from . import environment, instructions, processes
 from .analysis import analyse
 from .calibrate import calibrate
-from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure
+from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure, group_cases
 from .devices import device_of
-from .errors import BadInput, BadValue
+from .errors import BadInput, BadValue, StoreError
 from .group import Arm, Member, paired_rounds, run_group
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
 from .probe import probe_gflop_s
 from .record import Pairing, Result, attached, invalid_reason, timing_status
+from .shards import Shard, job_id, shard_cases, shard_keys
 from .stats import median_ci, median_ci_rel, paired_figures
 from .store import Store
 from .suites import Suite
 from .values import writable_folder
 from .worker import measure
+
+log = logging.getLogger(__name__)
 
 PROFILE_TIMEOUT_S = 900.0  # one profile of one case, build and compilation included
 
@@ -235,22 +240,50 @@ class NewRun:
 
     id: str
     row: dict[str, Any]  # the store's run record (``Store.run``'s shape)
+    shard: Optional[dict[str, Any]] = None  # a sharded run's row for this shard (``Store.shards``' shape)
 
 
-def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None) -> NewRun:
+def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None, run_id: Optional[str] = None,
+              shard: Optional[Shard] = None, store: Optional[Store] = None) -> NewRun:
     """Plan a run of ``suite``: its cases, options, environment and calibration; nothing is stored yet.
-    ``machine``: the run's label (default: the hostname)."""
+    ``machine``: the run's label (default: the hostname); ``run_id``: the id (default: the time and 6 random
+    hex digits); ``shard``: measure only that part of the suite (``bench.shards``), under ``run_id``, which
+    every shard of the run shares; with ``store``, a shard of a run stored already is checked against it
+    (planned alike) before the calibration. The calibration covers the whole suite's precisions, whichever
+    shard stores the run first."""
     cases = suite.cases()
     check_options(cases, options)
     options = replace(options, group=options.group or suite.group)
+    settings = run_settings(suite, cases, options)
+    if shard is not None:
+        settings["shards"] = shard.count
+        if store is not None and run_id and store.has_run(run_id):
+            store.check_plan(run_id, settings, f"shard {shard}")
     env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
     env["threads"] = sorted({c.threads for c in cases})
     peaks = calibrate_isolated(cases, options)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    machine = machine or env["hostname"]
+    shard_row = None
+    if shard is not None:
+        shard_row = {"shard": shard.index, "shards": shard.count, "machine": machine, "environment": env,
+                     "calibration": peaks, "job_id": job_id(), "started_at": time.time(),
+                     "cases_total": len(shard_cases(cases, options.group, shard))}
     return NewRun(run_id, {"id": run_id, "suite": suite.name, "suite_definition": suite.to_dict(), "environment": env,
-                           "calibration": peaks, "settings": run_settings(suite, cases, options),
-                           "started_at": time.time(), "finished_at": None, "cases_total": len(cases),
-                           "machine": machine or env["hostname"]})
+                           "calibration": peaks, "settings": settings, "started_at": time.time(),
+                           "finished_at": None, "cases_total": len(cases), "machine": machine}, shard_row)
+
+
+def keys_of_shard(run: dict[str, Any], shard: Shard) -> set[str]:
+    """The case keys of ``shard`` of a stored run (``Store.run``'s record); one BadValue line where the run was
+    not sharded, or not in that many shards."""
+    settings = run["settings"]
+    if "shards" not in settings:
+        raise BadValue(f"run {run['id']!r} was not sharded: resume it without --shard")
+    if settings["shards"] != shard.count:
+        raise BadValue(f"run {run['id']!r} has {settings['shards']} shards, not {shard.count}: "
+                       f"--shard K/{settings['shards']}")
+    return shard_keys(settings, shard)
 
 
 def pending(run: dict[str, Any], done: set[str]) -> tuple[list[Case], Measure, RunOptions]:
@@ -289,23 +322,50 @@ def _in_fresh_inductor_cache(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_in_fresh_inductor_cache
-def execute(store: Store, run: "NewRun | str", *, on_start: Callable[[Case, int, int], None] = lambda *a: None,
+def execute(store: Store, run: "NewRun | str", *, shard: Optional[Shard] = None, machine: Optional[str] = None,
+            on_start: Callable[[Case, int, int], None] = lambda *a: None,
             on_result: Callable[[Result], None] = lambda r: None) -> None:
     """Measure every pending case of a run (a ``NewRun``, or the id of a stored one to resume), committing each
     case (or group) before the next starts, with an Inductor cache of the run's own (``fresh_inductor_cache``);
-    a finished run resumed with nothing pending is left as it was."""
+    a finished run resumed with nothing pending is left as it was. A resumed run's ``shard`` (K/N): only that
+    shard's pending cases, and its row renewed with ``machine`` (default: the hostname) and this job's id.
+    Every result is labelled with the machine that measured it."""
     run_id = run.id if isinstance(run, NewRun) else run
+    shard_row = run.shard if isinstance(run, NewRun) else None
+    if shard_row is not None:
+        shard = Shard(shard_row["shard"], shard_row["shards"])
     where = str(Path(store.url[len("sqlite:///"):]).resolve()) if store.url.startswith("sqlite:///") else store.url
-    with processes.claim(f"{where}\0{run_id}", f"run {run_id!r} of {store.label!r}"):
+    one_runner = f"{where}\0{run_id}" + (f"\0{shard}" if shard else "")
+    with processes.claim(one_runner, f"run {run_id!r}" + (f" shard {shard}" if shard else "") + f" of {store.label!r}"):
         unsaved = run.row if isinstance(run, NewRun) else None
+        if unsaved is not None and store.has_run(run_id):
+            if shard_row is None:
+                raise StoreError(f"run {run_id!r} is already in {store.label!r}: 'cnnbench run --resume {run_id}' "
+                                 "finishes it, or choose another --run-id")
+            store.store_planned(unsaved, [], shard_row)  # a shard joins the run (planned alike, else one line)
+            unsaved = None
         record = unsaved or store.run(run_id)
-        todo, sampling, options = pending(record, set() if unsaved else store.done_keys(run_id))
-        _measure(store, run_id, record, unsaved, todo, sampling, options, on_start, on_result)
+        todo, sampling, options = pending(record, store.done_keys(run_id))
+        if shard is not None:
+            keys = keys_of_shard(record, shard)
+            todo = [case for case in todo if case.key in keys]
+            if not isinstance(run, NewRun):  # resumed: the shard's row names this runner now
+                store.start_shard(run_id, {"shard": shard.index, "shards": shard.count, "job_id": job_id(),
+                                           "machine": machine or socket.gethostname(), "cases_total": len(keys),
+                                           "started_at": time.time()})
+        label = shard_row["machine"] if shard_row else unsaved["machine"] if unsaved else machine or socket.gethostname()
+        _measure(store, run_id, record, unsaved, shard_row, todo, sampling, options, label, on_start, on_result)
+        if shard is not None:
+            store.finish_shard(run_id, shard.index)
+        if "shards" in record["settings"]:  # finished by whichever runner stores its last case
+            everything = {Case.from_dict(case).key for case in record["settings"]["cases"]}
+            if everything <= store.done_keys(run_id) and store.run(run_id)["finished_at"] is None:
+                store.finish_run(run_id)
 
 
-def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optional[dict[str, Any]], todo: list[Case],
-             sampling: Measure, options: RunOptions, on_start: Callable[[Case, int, int], None],
-             on_result: Callable[[Result], None]) -> None:
+def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optional[dict[str, Any]],
+             shard_row: Optional[dict[str, Any]], todo: list[Case], sampling: Measure, options: RunOptions,
+             machine: str, on_start: Callable[[Case, int, int], None], on_result: Callable[[Result], None]) -> None:
     one = run_isolated if options.isolation == "process" else run_in_process
     grouping = options.group if options.isolation == "process" else "none"
     # the run's largest thread count, resumed or not, so that every probe of the track measures alike
@@ -315,10 +375,19 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
     def probe() -> None:  # the machine-speed track, between groups: no worker is alive (bench.probe)
         track.append((time.time(), probe_gflop_s(threads)))
         if unsaved is None:
-            store.add_probe(run_id, *track.pop())
+            store.add_probe(run_id, *track.pop(), machine)
 
+    sharded = "shards" in record["settings"]
     done = 0
     for members in group_cases(todo, grouping or "none"):
+        if sharded and unsaved is None:  # another runner of this shard (submitted twice) may have stored some
+            stored = store.done_keys(run_id)
+            if any(case.key in stored for case in members):
+                done += len(members)
+                members = [case for case in members if case.key not in stored]
+                done -= len(members)
+                if not members:
+                    continue
         probe()
         for case in members:
             on_start(case, done, len(todo))
@@ -329,26 +398,33 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
             for result in list(results):  # --oom-retry: a member out of memory is retried alone, smaller
                 if result.status == "oom" and options.oom_retry:
                     results += list(_attempts(result.case, sampling, options, one))[1:]
-        results = [_finish(result, options, run_id) for result in results]
+        results = [_finish(result, options, run_id, machine) for result in results]
         if unsaved is None:
-            store.add_results(run_id, results)
+            left_out = store.add_results(run_id, results)
         else:  # the run and its first results in one transaction, then the probes it had so far
-            store.import_run(unsaved, results)
-            for point in track:
-                store.add_probe(run_id, *point)
+            left_out = store.store_planned(unsaved, results, shard_row)
+            store.add_track(run_id, track, machine)
             unsaved = None
+        for result in left_out:
+            log.warning("case %s of run %s was stored meanwhile by another runner; this measurement is left out",
+                        result.case.key, run_id)
         for result in results:
-            on_result(result)
+            if not any(result is other for other in left_out):
+                on_result(result)
         done += len(members)
     if todo:
         probe()
-    if todo or record["finished_at"] is None:
+    if unsaved is not None:  # nothing of its own to measure (a shard whose groups are all stored): the plan alone
+        store.store_planned(unsaved, [], shard_row)
+        store.add_track(run_id, track, machine)
+    if not sharded and (todo or record["finished_at"] is None):
         store.finish_run(run_id)
 
 
-def _finish(result: Result, options: RunOptions, run_id: str) -> Result:
-    """A measured case's row completed: static figures, instruction counts and its profile, as asked."""
-    result = replace(result, **static_figures(result.case))
+def _finish(result: Result, options: RunOptions, run_id: str, machine: str) -> Result:
+    """A measured case's row completed: the machine's label, static figures, instruction counts and its profile,
+    as asked."""
+    result = replace(result, machine=machine, **static_figures(result.case))
     if options.instructions and result.samples_ns and fnmatch.fnmatchcase(result.case.model, options.instructions):
         per_iter, why = instructions.count(result.case)
         result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
@@ -357,17 +433,6 @@ def _finish(result: Result, options: RunOptions, run_id: str) -> Result:
         if why_not:
             result = replace(result, reason="; ".join(filter(None, [result.reason, why_not])))
     return result
-
-
-def group_cases(cases: list[Case], grouping: str) -> list[list[Case]]:
-    """The cases in groups that share GROUPINGS[grouping]'s fields, in the order each group first appears."""
-    shared = GROUPINGS[grouping]
-    if shared is None:
-        return [[case] for case in cases]
-    groups: dict[tuple, list[Case]] = {}
-    for case in cases:
-        groups.setdefault(tuple(getattr(case, name) for name in shared), []).append(case)
-    return list(groups.values())
 
 
 def group_label(members: list[Case], grouping_fields: tuple[str, ...]) -> str:

@@ -18,6 +18,10 @@ A new SQLite store is built whole in a temporary file beside its place and linke
 in (``_create_sqlite``), so a runner killed, or a disk that fills, while making it
 leaves no store, not a half one; two runners making it at once end with one.
 
+A case is stored once per run: a runner that finds its case stored already (a
+shard submitted twice) leaves its own measurement out and is told so, and the
+first stays.
+
 Every finished case is committed in its own transaction before the next starts,
 so killing the runner loses only the case in flight; ``--resume`` measures what
 is missing. A store that is corrupt, written by a newer schema, or unwritable is
@@ -32,10 +36,12 @@ refused with one line, before anything is written.
               50 ms block of a case measured alone)
     pairings (result_id, group_label, reference, members, rounds, ratio, ratio_ci_low, ratio_ci_high, p_value)
               a grouped case against its group's reference (bench.record.Pairing)
-    track    (run_id, at, gflop_s)   the machine-speed probe (bench.probe), measured between groups
+    track    (run_id, at, gflop_s, machine)   the machine-speed probe (bench.probe), measured between groups
     gpu_states (result_id, at, the fields of bench.record.GpuState)   at: "start" or "end" of sampling;
               a GPU case's telemetry (bench.telemetry)
     compile_counts (result_id, graphs, graph_breaks, recompiles)   a compiled case's Dynamo counters
+    shards   (run_id, shard, shards, machine, environment_json, calibration_json, job_id, cases_total,
+              started_at, finished_at)   one row per shard of a run split over runners (bench.shards)
     cnnbench_meta (key, value)   schema_version: 2, the level a cnnbench before Alembic checks
     alembic_version (version_num)  the revision of bench/migrations/versions/ the store is at
 
@@ -58,7 +64,7 @@ import time
 import uuid
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
@@ -67,8 +73,10 @@ from .cases import Case
 from . import migrate
 from .errors import BadValue, StoreError, StoreUnavailable, Unavailable, cannot, first_line
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
+from .shards import Shard, shard_keys
 
 SCHEMA_VERSION = 2
+T = TypeVar("T")
 DEFAULT_STORE = Path("results") / "cnnbench.db"
 
 
@@ -126,6 +134,7 @@ track_table = sa.Table(
     sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("at", sa.Float, primary_key=True),  # unix time
     sa.Column("gflop_s", sa.Float, nullable=False),
+    sa.Column("machine", sa.Text),  # the label of the machine probed (empty before revision 0006)
 )
 gpu_states = sa.Table(
     "gpu_states", _meta,
@@ -137,6 +146,19 @@ compile_counts = sa.Table(
     "compile_counts", _meta,
     sa.Column("result_id", sa.Integer, sa.ForeignKey("results.id"), primary_key=True),
     *[sa.Column(f.name, _TYPES[str(f.type)], nullable=False) for f in fields(CompileCounts)],
+)
+shards_table = sa.Table(
+    "shards", _meta,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True),  # K of K/N, 1-based
+    sa.Column("shards", sa.Integer, nullable=False),  # N
+    sa.Column("machine", sa.Text, nullable=False),
+    sa.Column("environment_json", sa.Text, nullable=False),
+    sa.Column("calibration_json", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text),
+    sa.Column("cases_total", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
 )
 _GPU_AT = {"start": "gpu_start", "end": "gpu_end"}
 _KINDS = {"timed": "samples_ns", "host": "host_samples_ns", "round": "round_medians_ns"}
@@ -289,32 +311,134 @@ class Store:
         return run_id
 
     def import_run(self, run: dict[str, Any], results_: "Iterable[Result]",
-                   track: "Iterable[tuple[float, float]]" = ()) -> str:
-        """Insert a run read from elsewhere (a run file, another store) with its results and track, in one
-        transaction."""
+                   track: "Iterable[tuple[float, float, Optional[str]]]" = (),
+                   shards: "Iterable[dict[str, Any]]" = ()) -> str:
+        """Insert a run read from elsewhere (a run file, another store) with its results, track (unix time,
+        GFLOP/s, machine) and shard rows, in one transaction."""
         with self.engine.begin() as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run["id"])).first() is not None:
                 raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
-            conn.execute(sa.insert(runs).values(
-                id=run["id"], suite=run["suite"], suite_json=json.dumps(run.get("suite_definition", {})),
-                environment_json=json.dumps(run.get("environment", {})),
-                calibration_json=json.dumps(run.get("calibration", {})),
-                settings_json=json.dumps(run.get("settings", {})), started_at=run.get("started_at", 0.0),
-                finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0),
-                machine=run.get("machine")))
+            self._insert_run(conn, run)
             for result in results_:
                 self._insert_result(conn, run["id"], result)
-            for at, gflop_s in track:
-                conn.execute(sa.insert(track_table).values(run_id=run["id"], at=at, gflop_s=gflop_s))
+            for at, gflop_s, machine in track:
+                conn.execute(sa.insert(track_table).values(run_id=run["id"], at=at, gflop_s=gflop_s, machine=machine))
+            for shard in shards:
+                self._put_shard(conn, run["id"], shard)
         return run["id"]
+
+    @staticmethod
+    def _insert_run(conn: sa.Connection, run: dict[str, Any]) -> None:
+        conn.execute(sa.insert(runs).values(
+            id=run["id"], suite=run["suite"], suite_json=json.dumps(run.get("suite_definition", {})),
+            environment_json=json.dumps(run.get("environment", {})),
+            calibration_json=json.dumps(run.get("calibration", {})),
+            settings_json=json.dumps(run.get("settings", {})), started_at=run.get("started_at", 0.0),
+            finished_at=run.get("finished_at"), cases_total=run.get("cases_total", 0),
+            machine=run.get("machine")))
+
+    def store_planned(self, run: dict[str, Any], results_: "Iterable[Result]",
+                      shard: Optional[dict[str, Any]] = None) -> list[Result]:
+        """A run planned by ``bench.runner.start_run`` stored with its first results, in one transaction. With
+        ``shard`` (a row of ``shards``: shard, shards, machine, environment, calibration, job_id, cases_total,
+        started_at), the shard joins the run when another shard stored it already (planned alike: the same
+        settings, else one StoreError line) and its row is added (or renewed, for a shard started again).
+        Results whose case is stored already (another runner of the same shard) are left out and returned."""
+        results_ = list(results_)
+
+        def write(conn: sa.Connection) -> list[Result]:
+            row = conn.execute(sa.select(runs.c.settings_json).where(runs.c.id == run["id"])).first()
+            if row is None:
+                self._insert_run(conn, run)
+            elif shard is None:
+                raise StoreError(f"run {run['id']!r} is already in {self.label!r}")
+            else:
+                self._check_plan(json.loads(row[0]), run["id"], run["settings"], f"shard {shard['shard']}/{shard['shards']}")
+            if shard is not None:
+                self._put_shard(conn, run["id"], shard)
+            return self._insert_new(conn, run["id"], results_)
+        return self._write(write)
+
+    def check_plan(self, run_id: str, settings: dict[str, Any], what: str) -> None:
+        """Refuse, with one StoreError line, ``what`` (a shard) whose planned ``settings`` (cases, measure, options,
+        shards) differ from those of the stored run ``run_id``."""
+        self._check_plan(self.run(run_id)["settings"], run_id, settings, what)
+
+    def _check_plan(self, stored: dict[str, Any], run_id: str, settings: dict[str, Any], what: str) -> None:
+        if stored != json.loads(json.dumps(settings)):
+            raise StoreError(f"{what} of run {run_id!r} was planned with other cases or flags than the run in "
+                             f"{self.label!r}: start every shard with the same suite and flags (or choose another "
+                             "--run-id)")
+
+    def start_shard(self, run_id: str, shard: dict[str, Any]) -> None:
+        """A shard of a stored run starts again (``--resume ID --shard K/N``): its row renewed, or added (as
+        ``merge`` adds one, finished where ``shard`` says so)."""
+        self._write(lambda conn: self._put_shard(conn, run_id, shard))
+
+    @staticmethod
+    def _put_shard(conn: sa.Connection, run_id: str, shard: dict[str, Any]) -> None:
+        values = {"shards": shard["shards"], "machine": shard["machine"], "job_id": shard.get("job_id"),
+                  "cases_total": shard["cases_total"], "finished_at": shard.get("finished_at")}
+        planned = {f"{key}_json": json.dumps(shard[key]) for key in ("environment", "calibration") if key in shard}
+        where = (shards_table.c.run_id == run_id) & (shards_table.c.shard == shard["shard"])
+        if conn.execute(sa.select(shards_table.c.shard).where(where)).first() is None:
+            conn.execute(sa.insert(shards_table).values(
+                run_id=run_id, shard=shard["shard"], started_at=shard["started_at"],
+                **{"environment_json": "{}", "calibration_json": "{}", **planned}, **values))
+        else:  # started again: the runner and job now; the first start's time, environment and calibration stay
+            conn.execute(sa.update(shards_table).where(where).values(**values, **planned))
+
+    def finish_shard(self, run_id: str, shard: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(shards_table).where((shards_table.c.run_id == run_id)
+                                                       & (shards_table.c.shard == shard)).values(finished_at=time.time()))
+
+    def shards(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's shard rows in shard order (empty for a run that was not sharded, or a store from before
+        shards): shard, shards, machine, job_id, started_at, finished_at, cases_total, cases_done, environment,
+        calibration."""
+        if "shards" not in self.tables:
+            return []
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(sa.select(shards_table).where(shards_table.c.run_id == run_id)
+                                                  .order_by(shards_table.c.shard)).mappings()]
+        if not rows:
+            return []
+        settings, done = self.run(run_id)["settings"], self.done_keys(run_id)
+        out = []
+        for row in rows:
+            row["environment"] = json.loads(row.pop("environment_json"))
+            row["calibration"] = json.loads(row.pop("calibration_json"))
+            row["cases_done"] = len(done & shard_keys(settings, Shard(row["shard"], row["shards"])))
+            row.pop("run_id")
+            out.append(row)
+        return out
+
+    def _write(self, write: Callable[[sa.Connection], T]) -> T:
+        """``write`` in one transaction that holds the store's write lock from its start (SQLite: a first write
+        takes it, so that what the transaction reads stays true until it commits); on PostgreSQL, where two
+        writers may read alike and then collide on a unique key, the loser is run again, once the winner has
+        committed, and then sees its rows."""
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if self.engine.dialect.name == "sqlite":
+                        conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version")
+                                     .values(value=meta_table.c.value))
+                    return write(conn)
+            except sa.exc.IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def has_run(self, run_id: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
-    def finish_run(self, run_id: str) -> None:
+    def finish_run(self, run_id: str, at: Optional[float] = None) -> None:
+        """The run is finished, now or ``at`` (unix time)."""
         with self.engine.begin() as conn:
-            conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=time.time()))
+            conn.execute(sa.update(runs).where(runs.c.id == run_id).values(finished_at=at or time.time()))
 
     def _present(self, table: sa.Table) -> list[sa.Column]:
         """The table's columns that this store has (an older store, read as it is, may lack the newest)."""
@@ -350,6 +474,11 @@ class Store:
             tally: dict[str, dict[str, int]] = {}
             for run_id, status, n in conn.execute(counts):
                 tally.setdefault(run_id, {})[status] = n
+            sharded: dict[str, tuple[int, int]] = {}  # run: (shards, shards finished)
+            if "shards" in self.tables:
+                st = shards_table.c
+                query = sa.select(st.run_id, sa.func.max(st.shards), sa.func.count(st.finished_at)).group_by(st.run_id)
+                sharded = {run_id: (int(n), int(finished)) for run_id, n, finished in conn.execute(query)}
         out = []
         for row in rows:
             env = json.loads(row["environment_json"])
@@ -360,27 +489,38 @@ class Store:
                 "cases_done": sum(by_status.values()), "statuses": by_status,
                 "machine": row.get("machine") or env.get("hostname"), "hostname": env.get("hostname"),
                 "torch": env.get("torch"), "git_commit": env.get("git_commit"),
+                "shards": sharded.get(row["id"], (0, 0))[0], "shards_done": sharded.get(row["id"], (0, 0))[1],
             })
         return out
 
-    def add_probe(self, run_id: str, at: float, gflop_s: float) -> None:
-        """One point of the run's machine-speed track (``bench.probe``)."""
-        self.add_track(run_id, [(at, gflop_s)])
+    def add_probe(self, run_id: str, at: float, gflop_s: float, machine: Optional[str] = None) -> None:
+        """One point of the run's machine-speed track (``bench.probe``) on ``machine`` (a label)."""
+        self.add_track(run_id, [(at, gflop_s)], machine)
 
-    def add_track(self, run_id: str, points: "Iterable[tuple[float, float]]") -> None:
-        """Points (unix time, GFLOP/s) of a run's machine-speed track, in one transaction."""
+    def add_track(self, run_id: str, points: "Iterable[tuple[float, float]]", machine: Optional[str] = None) -> None:
+        """Points (unix time, GFLOP/s) of a run's machine-speed track on ``machine``, in one transaction."""
+        labelled = {"machine": machine} if "machine" in self.columns.get("track", {"machine"}) else {}
         with self.engine.begin() as conn:
             for at, gflop_s in points:
-                conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s))
+                conn.execute(sa.insert(track_table).values(run_id=run_id, at=at, gflop_s=gflop_s, **labelled))
 
     def track(self, run_id: str) -> list[tuple[float, float]]:
-        """The run's machine-speed track, (unix time, GFLOP/s) in time order; empty for runs without one."""
+        """The run's machine-speed track, (unix time, GFLOP/s) in time order, all its machines together; empty
+        for runs without one."""
+        return sorted(point for points in self.tracks(run_id).values() for point in points)
+
+    def tracks(self, run_id: str) -> dict[Optional[str], list[tuple[float, float]]]:
+        """The run's machine-speed track by machine label (None: points from before labels), each in time order."""
         if "track" not in self.tables:
-            return []
+            return {}
+        tt = track_table.c
+        labelled = "machine" in self.columns.get("track", set())
+        by: dict[Optional[str], list[tuple[float, float]]] = {}
         with self.engine.connect() as conn:
-            tt = track_table.c
-            query = sa.select(tt.at, tt.gflop_s).where(tt.run_id == run_id).order_by(tt.at)
-            return [(float(at), float(value)) for at, value in conn.execute(query)]
+            query = sa.select(tt.at, tt.gflop_s, tt.machine if labelled else sa.null()).where(tt.run_id == run_id)
+            for at, value, machine in conn.execute(query.order_by(tt.at)):
+                by.setdefault(machine, []).append((float(at), float(value)))
+        return by
 
     # -- results ------------------------------------------------------------------------------
     def done_keys(self, run_id: str) -> set[str]:
@@ -388,14 +528,24 @@ class Store:
             return {r[0] for r in conn.execute(sa.select(results.c.case_key).where(results.c.run_id == run_id))}
 
     def add_result(self, run_id: str, result: Result) -> None:
-        """Commit one case with its samples, in one transaction."""
-        self.add_results(run_id, [result])
+        """Commit one case with its samples, in one transaction; one StoreError line if the run has that case."""
+        if self.add_results(run_id, [result]):
+            raise StoreError(f"run {run_id!r} in {self.label!r} has case {result.case.key!r} already")
 
-    def add_results(self, run_id: str, results_: "Iterable[Result]") -> None:
-        """Commit several cases (a comparison group) in one transaction: all of them or none."""
-        with self.engine.begin() as conn:
-            for result in results_:
+    def add_results(self, run_id: str, results_: "Iterable[Result]") -> list[Result]:
+        """Commit several cases (a comparison group) in one transaction: all of them or none. A case stored
+        already (by another runner of the same run or shard) is left out, and returned: the first stored stays."""
+        results_ = list(results_)
+        return self._write(lambda conn: self._insert_new(conn, run_id, results_))
+
+    def _insert_new(self, conn: sa.Connection, run_id: str, results_: list[Result]) -> list[Result]:
+        keys = [result.case.key for result in results_]
+        stored = {row[0] for row in conn.execute(sa.select(results.c.case_key).where(
+            (results.c.run_id == run_id) & results.c.case_key.in_(keys)))} if keys else set()
+        for result in results_:
+            if result.case.key not in stored:
                 self._insert_result(conn, run_id, result)
+        return [result for result in results_ if result.case.key in stored]
 
     @staticmethod
     def _insert_result(conn: sa.Connection, run_id: str, result: Result) -> None:

@@ -138,6 +138,24 @@ def file_stem(value: Any, what: str = "name") -> str:
     return value
 
 
+def chosen_run_id(value: Any) -> str:
+    """A run id a user chooses (``--run-id``): a file stem of at most 64 characters, the store's id column."""
+    text = file_stem(value, "--run-id")
+    if len(text) > 64:
+        raise BadValue(f"--run-id must be at most 64 characters, got {len(text)}: {value!r}")
+    return text
+
+
+def shard(value: Any) -> "Shard":
+    """``K/N`` (``--shard``): the K-th of N shards, 1 <= K <= N <= MAX_SHARDS."""
+    from .shards import MAX_SHARDS, Shard
+
+    match = re.fullmatch(r"\s*([0-9]+)/([0-9]+)\s*", str(value))
+    if match and 1 <= int(match.group(1)) <= int(match.group(2)) <= MAX_SHARDS:
+        return Shard(int(match.group(1)), int(match.group(2)))
+    raise BadValue(f"--shard must be K/N with 1 <= K <= N <= {MAX_SHARDS} (e.g. 1/2), got {value!r}")
+
+
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),

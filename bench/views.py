@@ -81,11 +81,13 @@ def run_list(rows: Sequence[dict[str, Any]], fmt: str) -> str:
         row["started"] = datetime.datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
         row["status_counts"] = " ".join(f"{k}={v}" for k, v in sorted(row["statuses"].items()))
         row["complete"] = row["finished_at"] is not None and row["cases_done"] >= row["cases_total"]
+        row["shards_text"] = f"{row['shards_done']}/{row['shards']}" if row.get("shards") else "-"
     if fmt == "csv":
-        return render_csv([{k: v for k, v in r.items() if k != "statuses"} for r in rows])
+        return render_csv([{k: v for k, v in r.items() if k not in ("statuses", "shards_text")} for r in rows])
     return records(rows, fmt, [
         Column("run_id", "run", align="<"), Column("suite", "suite", align="<"),
         Column("started", "started", align="<"), Column("cases_done", "done"), Column("cases_total", "cases"),
+        Column("shards_text", "shards done", align="<"),
         Column("status_counts", "statuses", align="<"), Column("machine", "machine", align="<"),
     ])
 

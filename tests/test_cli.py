@@ -136,4 +136,5 @@ def test_a_store_lost_before_a_new_run_was_stored_says_so_in_one_line(tmp_path, 
     assert code == 3
     assert re.fullmatch(rf"error: results store {re.escape(repr(db))} cannot be written: database or disk is full; "
                         r"not stored: 2 cases in flight \(lenet5\|cpu\|b1\|[^,]*, lenet5\|cpu\|b2\|[^)]*\); "
-                        r"run '[0-9]{8}-[0-9]{6}-[0-9a-f]{6}' was not stored: start it again once the store is back\n", err)
+                        r"nothing of run '[0-9]{8}-[0-9]{6}-[0-9a-f]{6}' was stored: run the same command again once "
+                        r"the store is back\n", err)

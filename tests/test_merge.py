@@ -93,7 +93,7 @@ def test_track_points_the_target_lacks_are_added(tmp_path, capsys):
     target = str(tmp_path / "t.db")
     assert main(["merge", str(tmp_path / "a.db"), "--into", target]) == 0
     with sqlite3.connect(tmp_path / "a.db") as conn:
-        conn.execute("insert into track values (?, 20.0, 52.0)", (a,))
+        conn.execute("insert into track (run_id, at, gflop_s) values (?, 20.0, 52.0)", (a,))
     assert main(["merge", str(tmp_path / "a.db"), "--into", target]) == 0
     capsys.readouterr()
     assert Store(target, create=False).track(a) == [(10.0, 50.0), (20.0, 52.0)]

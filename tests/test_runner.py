@@ -131,8 +131,8 @@ def test_postgresql_stopped_mid_run_fails_the_case_in_flight_and_keeps_what_was_
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     flying = re.search(r"not stored: 1 case in flight \((fault_slow\|[^)]*)\)", err)
     assert flying, err
-    assert f"every case committed before is kept: finish the run with 'cnnbench run --resume {run_id}' with the " \
-           "same --store once the store is back" in err
+    assert f"every case committed before is kept: finish with 'cnnbench run --resume {run_id}' with the same " \
+           "--store once the store is back" in err
     own_postgres.start()
     assert main(["runs", "--store", db, "--format", "json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)

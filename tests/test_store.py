@@ -73,8 +73,9 @@ def test_same_case_twice_in_a_run_is_refused(store_url):
     store = Store(store_url)
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError, match="has case .* already"):
         store.add_result(run_id, a_result(1))
+    assert store.add_results(run_id, [a_result(1)]) == [a_result(1)]  # a group's: left out, and returned
     assert len(store.results(run_id)) == 1
 
 
