@@ -14,14 +14,15 @@ import sys
 from typing import Any, Optional, Sequence
 
 from . import escape, views
-from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS, Measure, case_change
+from .cases import AXES, CASE_AXES, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
 from .errors import BadInput, BadValue, CnnbenchError, StoreUnavailable
-from .flags import Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, threshold_flags
+from .flags import (Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, suite_flags,
+                    threshold_flags)
 from .record import tally
 from .table import EXPORT_FORMATS, FORMATS
-from .values import (batch_size, byte_size, input_size, file_stem, non_negative_float, one_of, option, positive_float,
-                     positive_int, chosen_run_id, seconds, shard)
+from .values import (batch_size, chosen_run_id, input_size, file_stem, non_negative_float, one_of, option,
+                     positive_float, positive_int, positive_int_at_most, seconds, shard, store_location)
 
 
 def _store_of(args: argparse.Namespace, create: bool = False, upgrade: bool = False):
@@ -52,15 +53,34 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite_of(args: argparse.Namespace) -> Any:
+    """The suite that ``run``'s (and ``submit``'s) suite flags ask for (``bench.flags.suite_flags``)."""
+    from .suites import suite_from_flags
+
+    return suite_from_flags(args.suite, {axis.suite_key: getattr(args, dest(axis.run_flag)) for axis in AXES},
+                            max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
+
+
+def _options_of(args: argparse.Namespace, suite: Any) -> Any:
+    """The runner's options that the suite flags ask for."""
+    from .runner import RunOptions
+
+    return RunOptions(
+        isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
+        instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
+        memory_limit_bytes=args.worker_memory_limit, group=suite.group,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import result_row
-    from .runner import RunOptions, check_options, execute, keys_of_shard, start_run
-    from .suites import suite_from_flags
+    from .runner import check_options, execute, keys_of_shard, start_run
 
     if args.resume:
         changed = [f"--{k.replace('_', '-')}" for defaults in [vars(build_parser().parse_args(["run"]))]
                    for k, v in vars(args).items()
-                   if k not in ("resume", "store", "quiet", "json", "shard", "machine") and v != defaults[k]]
+                   if k not in ("resume", "store", "quiet", "json", "shard", "machine", "command_line")
+                   and v != defaults[k]]
         if changed:
             raise BadValue(f"--resume measures a run as it was started; {', '.join(changed)} would change it")
         run = run_id = args.resume
@@ -68,20 +88,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.shard:
             keys_of_shard(record, args.shard)  # a run not sharded so fails here
     else:
-        if args.shard and not args.run_id:
-            raise BadValue("--shard needs --run-id: the id that every shard of the run shares (e.g. nightly-1128)")
-        suite = suite_from_flags(args.suite, {axis.suite_key: getattr(args, dest(axis.run_flag)) for axis in AXES},
-                                 max_seconds=args.max_seconds, timeout_s=args.timeout, group=args.group)
+        suite = _suite_of(args)
         cases = suite.cases()
         if args.dry_run:
+            if args.shard:  # the shard's own cases, as it would measure them
+                from .shards import shard_cases
+
+                cases = shard_cases(cases, _options_of(args, suite).group or suite.group, args.shard)
             views.show("\n".join(case.key for case in cases))
-            print(f"{len(cases)} cases in suite {suite.name!r}", file=sys.stderr)
+            part = f"shard {args.shard} of " if args.shard else ""
+            print(f"{len(cases)} cases in {part}suite {suite.name!r}", file=sys.stderr)
             return 0
-        options = RunOptions(
-            isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
-            instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
-            memory_limit_bytes=args.worker_memory_limit, group=suite.group,
-        )
+        if args.shard and not args.run_id:
+            raise BadValue("--shard needs --run-id: the id that every shard of the run shares (e.g. nightly-1128)")
+        options = _options_of(args, suite)
         check_options(cases, options)  # before any work
         store = _store_of(args, create=True)  # a store that cannot be used fails before calibration
         if args.run_id and not args.shard and store.has_run(args.run_id):
@@ -195,6 +215,137 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def submit_flags(p: argparse.ArgumentParser) -> None:
+    """``submit``'s own options: where the run goes and what each task asks of the scheduler (the suite flags,
+    ``bench.flags.suite_flags``, are the run's and are passed on to every task)."""
+    from .shards import MAX_SHARDS
+    from .submit import DEFAULT_TIME_MIN, EXECUTORS
+
+    p.add_argument("--shards", required=True, type=option(positive_int_at_most, "--shards", MAX_SHARDS),
+                   help=f"how many shards (job array tasks) to split the suite into, at most {MAX_SHARDS}")
+    p.add_argument("--run-id", type=chosen_run_id, metavar="ID",
+                   help="the run's id (default: the time and 6 random hex digits)")
+    p.add_argument("--store", required=True, type=store_location,
+                   help="the store every task writes into: a PostgreSQL URL on a cluster, or an SQLite path that "
+                        "every node sees")
+    p.add_argument("--executor", default="auto", type=option(one_of, EXECUTORS, "--executor"),
+                   help="slurm, local (processes of this machine) or auto (default: slurm where sbatch is on PATH)")
+    p.add_argument("--slurm-partition", metavar="P", help="the Slurm partition (default: the cluster's default)")
+    p.add_argument("--gpus-per-task", metavar="G", type=option(positive_int, "--gpus-per-task"),
+                   help="GPUs for each task (default: none)")
+    p.add_argument("--cpus-per-task", metavar="C", type=option(positive_int, "--cpus-per-task"),
+                   help="CPUs for each task (default: the suite's largest --threads)")
+    p.add_argument("--time", metavar="MINUTES", default=str(DEFAULT_TIME_MIN), type=option(positive_int, "--time"),
+                   help=f"each task's time limit, minutes (default: {DEFAULT_TIME_MIN})")
+    p.add_argument("--max-parallel", metavar="M", type=option(positive_int, "--max-parallel"),
+                   help="at most M tasks running at once (Slurm; default: all)")
+    p.add_argument("--setup", metavar="LINE", action="append",
+                   help="a shell line each task runs before cnnbench, e.g. 'module load cuda/12.4' (repeatable)")
+    p.add_argument("--log-dir", metavar="DIR",
+                   help="the jobs' scripts and logs, on a filesystem every node sees (default: results/jobs/RUN_ID)")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the jobs until they end, then print the run's summary; exit 1 if a task failed")
+
+
+def _passed_on(command_line: Sequence[str]) -> list[str]:
+    """The suite flags of a ``submit`` command line as they were typed: what is left of it once ``submit``'s own
+    options are taken out (argparse parses both alike: '--flag=value', abbreviations)."""
+    own = Parser(prog="cnnbench submit", add_help=False)
+    submit_flags(own)
+    _, rest = own.parse_known_args(list(command_line)[list(command_line).index("submit") + 1:])
+    return rest
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """The suite as ``--shards`` shards of one run, one job array (``bench.submit``); everything a task needs is
+    checked here first. With ``--wait``: the jobs followed to the run's summary."""
+    from pathlib import Path
+
+    from . import submit as dispatch
+    from .cases import Case, group_cases
+    from .runner import check_options, new_run_id
+    from .shards import Shard
+    from .values import writable_folder
+
+    dispatch.need_submitit()
+    kind = dispatch.executor_kind(args.executor)
+    if kind == "slurm" and args.slurm_partition:
+        dispatch.check_partition(args.slurm_partition)
+    suite = _suite_of(args)
+    cases = suite.cases()
+    options = _options_of(args, suite)
+    check_options(cases, options)
+    groups = len(group_cases(cases, options.group or "none"))  # what the shards share out (bench.shards)
+    if args.shards > groups:
+        raise BadValue(f"--shards must be at most the suite's {groups} comparison groups (which are never split), "
+                       f"got {args.shards}: shard {args.shards}/{args.shards} would measure nothing")
+    shards = [str(Shard(k, args.shards)) for k in range(1, args.shards + 1)]
+    store = _store_of(args, create=True)  # made here, once, not raced by the tasks
+    run_id = args.run_id or new_run_id()
+    if store.has_run(run_id):  # submitted again: the shards finish what it misses, if it is the same run
+        stored = store.run(run_id)["settings"]
+        planned = {Case.from_dict(case).key for case in stored.get("cases", [])}
+        if stored.get("shards") != args.shards or planned != {case.key for case in cases}:
+            raise BadValue(f"--run-id {run_id!r} is a run in {store.label!r} with other cases or shards: submitting "
+                           "again finishes a run only with the same suite flags and --shards (or choose another "
+                           "--run-id)")
+    folder = writable_folder(args.log_dir or Path("results") / "jobs" / run_id, "job logs").resolve()
+    where = dispatch.task_store(args.store)
+    argvs = [dispatch.task_argv(_passed_on(args.command_line), shard, run_id, where) for shard in shards]
+    for argv in argvs:  # what each task will run parses as this command did
+        build_parser().parse_args(argv)
+    resources = dispatch.Resources(time_min=args.time, cpus_per_task=args.cpus_per_task or max(c.threads for c in cases),
+                                   gpus_per_task=args.gpus_per_task, partition=args.slurm_partition,
+                                   max_parallel=args.max_parallel, setup=tuple(args.setup or ()))
+    if kind == "local" and (args.max_parallel or args.slurm_partition):
+        print("note: the local executor starts every task at once, on this machine; --max-parallel and "
+              "--slurm-partition apply to Slurm only", file=sys.stderr)
+    why = {"slurm": " (sbatch is on PATH)", "local": " (no sbatch on PATH)"}[kind] if args.executor == "auto" else ""
+    print(f"submitting run {run_id}: {len(cases)} cases as {args.shards} shards to "
+          f"{'Slurm' if kind == 'slurm' else 'local processes'}{why}; scripts and logs under {folder}",
+          file=sys.stderr)
+    tasks = dispatch.submit(kind, folder, resources, argvs, shards, name=f"cnnbench-{run_id}")
+    views.show(views.submitted(run_id, [(task.shard, task.job_id) for task in tasks]))
+    if not args.wait:
+        return 0
+    return _follow(kind, tasks, store, run_id, len(cases))
+
+
+def _follow(kind: str, tasks: list, store: Any, run_id: str, total: int) -> int:
+    """``submit --wait``: a line following the jobs and the run's cases until every task ended, then the run's
+    summary and its shards; exit 1 when a task failed or a case is missing, naming the shard and its log."""
+    from . import submit as dispatch
+    from .results import result_row
+
+    def on_poll(now: list) -> None:
+        done = len(store.done_keys(run_id)) if store.has_run(run_id) else 0
+        line.update(views.jobs_line(run_id, done, total, dispatch.counts(now)))
+
+    try:
+        with views.StatusLine() as line:
+            final = dispatch.follow(kind, tasks, on_poll)
+    except KeyboardInterrupt:
+        print(f"stopped waiting for run {run_id}; its jobs go on ('cnnbench runs --store {store.label}' shows "
+              f"how far it is); to cancel them: {dispatch.cancel_hint(kind, tasks)}", file=sys.stderr)
+        return 130
+    rows = [result_row(result) for result in store.results(run_id)] if store.has_run(run_id) else []
+    views.show(views.run_summary(run_id, store.label, tally(row["status"] for row in rows), rows, False))
+    views.show(views.shard_list(store.shards(run_id) if store.has_run(run_id) else []))
+    failed = [(task, state) for task, state in zip(tasks, final) if state.category == "failed"]
+    for task, state in failed:
+        log, lines = dispatch.log_tail(task)
+        views.show(f"error: shard {task.shard} (job {task.job_id}) failed ({state.word}); "
+                   + (f"the last lines of its log {log}:\n" + "\n".join(f"    {x}" for x in lines) if lines
+                      else f"it left no log at {log}")
+                   + f"\nfinish it with: cnnbench run --resume {run_id} --shard {task.shard} --store {store.label}",
+                   sys.stderr)
+    missing = total - len(rows)
+    if missing > 0 and not failed:
+        views.show(f"error: {missing} of the run's {total} cases are missing though every task ended well; "
+                   f"finish them with: cnnbench run --resume {run_id} --store {store.label}", sys.stderr)
+    return 1 if failed or missing > 0 else 0
+
+
 def _case_texts(args: argparse.Namespace) -> dict[str, Optional[str]]:
     """The one-value case flags as given, keyed by Case field."""
     return {axis.field: getattr(args, dest(axis.case_flag)) for axis in CASE_AXES}
@@ -259,13 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     formats(p)
 
     p = command("run", cmd_run, "measure a suite of cases into the results store")
-    p.add_argument("--suite", help="built-in suite (quick, cpu-full, gpu, ci) or a TOML file (default: quick, "
-                                   "or [tool.cnnbench] of ./pyproject.toml)")
-    for axis in AXES:
-        p.add_argument(axis.run_flag, type=axis.checked, help=f"{axis.help} (default: the suite's)")
-    p.add_argument("--max-seconds", type=option(seconds, "--max-seconds"), help="time cap on sampling a case, s")
-    p.add_argument("--timeout", type=option(seconds, "--timeout"), help="a worker's whole limit, s (default 600)")
-    p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
+    suite_flags(p)
     p.add_argument("--dry-run", action="store_true", help="list the cases and stop")
     p.add_argument("--resume", metavar="RUN_ID", help="measure only what an interrupted run is missing")
     p.add_argument("--shard", type=shard, metavar="K/N",
@@ -274,16 +419,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "every shard of a run shares it")
     p.add_argument("--machine", type=option(file_stem, "--machine"), help="this machine's label (default: hostname)")
     store_flag(p)
-    p.add_argument("--isolation", default="process", type=option(one_of, ISOLATIONS, "--isolation"),
-                   help="process (default: a worker per case) or none")
-    p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
-    p.add_argument("--worker-memory-limit", type=byte_size, help="address space a worker may add after start-up: 2GiB")
-    backend_flags(p)
-    p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
-                   help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
-                        "PATTERN (default: all); CPU and eager only, about 100 s a case")
-    p.add_argument("--profile", action="store_true", help="after measuring each case, profile it (see 'cnnbench profile')")
-    p.add_argument("--profile-dir", default="results/profiles", help="trace root for --profile (default: results/profiles)")
     p.add_argument("--quiet", action="store_true", help="no progress or per-case lines; one summary line")
     p.add_argument("--json", action="store_true", help="print the run's results as one JSON document")
 
@@ -363,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     store_flag(p)
 
+    p = command("submit", cmd_submit, "a suite as N shards of one run, one Slurm job array (or local processes)")
+    submit_flags(p)
+    suite_flags(p)
+
     p = command("merge", cmd_merge, "copy runs from other stores or run files into one store (twice is once)")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="a cnnbench store (path or URL) or a run file (.json)")
     p.add_argument("--into", dest="store", required=True, metavar="STORE",
@@ -384,8 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    command_line = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(command_line)
+        args.command_line = command_line  # `submit` passes its suite flags on as they were typed
         return args.func(args)
     except CnnbenchError as exc:
         print(f"error: {escape.terminal(exc)}", file=sys.stderr)

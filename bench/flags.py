@@ -8,10 +8,10 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from . import escape
-from .cases import CASE_AXES
+from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS
 from .processes import checkout
 from .table import FORMATS
-from .values import fraction, one_of, option, store_location, untyped
+from .values import byte_size, fraction, one_of, option, seconds, store_location, untyped
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,3 +67,26 @@ def backend_flags(p: argparse.ArgumentParser) -> None:
     """--tf32 and --cudnn-benchmark: the backend flags a run's workers (and ``env``'s report of them) use."""
     p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+
+
+def suite_flags(p: argparse.ArgumentParser) -> None:
+    """What a run measures and how: the suite and its axes, the sampling limits, the grouping, the workers'
+    isolation, limits and backend flags, instruction counts and profiles. ``run`` takes them, and ``submit``
+    passes them on to every shard's ``run`` as they were typed."""
+    p.add_argument("--suite", help="built-in suite (quick, cpu-full, gpu, ci) or a TOML file (default: quick, "
+                                   "or [tool.cnnbench] of ./pyproject.toml)")
+    for axis in AXES:
+        p.add_argument(axis.run_flag, type=axis.checked, help=f"{axis.help} (default: the suite's)")
+    p.add_argument("--max-seconds", type=option(seconds, "--max-seconds"), help="time cap on sampling a case, s")
+    p.add_argument("--timeout", type=option(seconds, "--timeout"), help="a worker's whole limit, s (default 600)")
+    p.add_argument("--group", type=option(one_of, tuple(GROUPINGS), "--group"), help="interleave: variant, model, none")
+    p.add_argument("--isolation", default="process", type=option(one_of, ISOLATIONS, "--isolation"),
+                   help="process (default: a worker per case) or none")
+    p.add_argument("--oom-retry", action="store_true", help="after an oom, retry at half the batch (each its own row)")
+    p.add_argument("--worker-memory-limit", type=byte_size, help="address space a worker may add after start-up: 2GiB")
+    backend_flags(p)
+    p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
+                   help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
+                        "PATTERN (default: all); CPU and eager only, about 100 s a case")
+    p.add_argument("--profile", action="store_true", help="after measuring each case, profile it (see 'cnnbench profile')")
+    p.add_argument("--profile-dir", default="results/profiles", help="trace root for --profile (default: results/profiles)")

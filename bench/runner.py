@@ -243,6 +243,11 @@ class NewRun:
     shard: Optional[dict[str, Any]] = None  # a sharded run's row for this shard (``Store.shards``' shape)
 
 
+def new_run_id() -> str:
+    """A run's id when none is chosen: the local time to the second and 6 random hex digits, 20261128-035239-54d61f."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
 def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None, run_id: Optional[str] = None,
               shard: Optional[Shard] = None, store: Optional[Store] = None) -> NewRun:
     """Plan a run of ``suite``: its cases, options, environment and calibration; nothing is stored yet.
@@ -262,7 +267,7 @@ def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None, 
     env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
     env["threads"] = sorted({c.threads for c in cases})
     peaks = calibrate_isolated(cases, options)
-    run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = run_id or new_run_id()
     machine = machine or env["hostname"]
     shard_row = None
     if shard is not None:

@@ -31,6 +31,14 @@ def positive_int(value: Any, what: str = "value", plural: bool = False) -> int:
     return int(text)
 
 
+def positive_int_at_most(value: Any, what: str, limit: int) -> int:
+    """A positive integer no larger than ``limit``."""
+    number = positive_int(value, what)
+    if number > limit:
+        raise BadValue(f"{what} must be at most {limit}, got {value!r}")
+    return number
+
+
 _DECIMAL = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")  # float() also takes
 # '1_000', 'inf' and other scripts' digits ('١٢'): a number typed is ASCII decimal notation, nothing else
 

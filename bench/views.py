@@ -117,6 +117,30 @@ def run_summary(run_id: str, store_label: str, counts: dict[str, int], rows: Seq
     return f"run {run_id}: {summary}"
 
 
+def submitted(run_id: str, jobs: Sequence[tuple[str, str]]) -> str:
+    """``cnnbench submit``: the run's id, then each shard (K/N) and its job id, a line each."""
+    return "\n".join([f"run {run_id}", *(f"shard {shard}  job {job_id}" for shard, job_id in jobs)])
+
+
+def jobs_line(run_id: str, done: int, total: int, counts: dict[str, int]) -> str:
+    """``submit --wait``'s line: the run's cases stored so far and its jobs by state (those with none left out)."""
+    jobs = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "none"
+    return f"run {run_id}: {done}/{total} cases stored; jobs: {jobs}"
+
+
+def shard_list(rows: Sequence[dict[str, Any]]) -> str:
+    """A sharded run's shards (``Store.shards``): job, machine, cases done of its own, start and time taken."""
+    shown = [{**row, "shard": f"{row['shard']}/{row['shards']}", "job_id": row.get("job_id") or "-",
+              "started": datetime.datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+              "took_s": None if row.get("finished_at") is None else row["finished_at"] - row["started_at"]}
+             for row in rows]
+    return render_table(shown, [
+        Column("shard", "shard", align="<"), Column("job_id", "job", align="<"),
+        Column("machine", "machine", align="<"), Column("cases_done", "done"), Column("cases_total", "cases"),
+        Column("started", "started", align="<"), Column("took_s", "took (s)", scaled(1, 1)),
+    ]) if rows else "no shard has stored its row"
+
+
 def ratio_ci(row: Any) -> str:
     return "-" if row.ratio_ci_low is None else f"{row.ratio_ci_low:.3f}-{row.ratio_ci_high:.3f}"
 
@@ -269,3 +293,40 @@ class Progress:
             return
         self.bar.update(self.task, total=total, completed=index,
                         description=escape.terminal(f"{case.model} b{case.batch_size} {case.variant} {case.mode}"))
+
+
+class StatusLine:
+    """One line on stderr that changes: redrawn in place on a terminal, printed anew when it changed elsewhere
+    (a log keeps each step)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.last: Optional[str] = None
+        self.status: Any = None
+
+    def __enter__(self) -> "StatusLine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.status is not None:
+            self.status.stop()
+        if self.last is not None and self.console.is_terminal:
+            show(self.last, sys.stderr)  # the last state stays on screen
+
+    def update(self, text: str) -> None:
+        if text == self.last:
+            return
+        self.last = text
+        if not self.console.is_terminal:
+            show(text, sys.stderr)
+            return
+        from rich.text import Text
+
+        shown = Text(escape.terminal(text))  # plain text: a name in it is not rich markup
+        if self.status is None:
+            self.status = self.console.status(shown)
+            self.status.start()
+        else:
+            self.status.update(shown)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: set up, start a throwaway PostgreSQL server, pytest, stop the server. Extra arguments go to pytest.
+# The whole test suite: set up, start a throwaway PostgreSQL server and single-node Slurm cluster, pytest, stop both.
+# Extra arguments go to pytest.
 source "$(dirname "$0")/setup.sh"
 # The report's browser test drives Debian's chromium and the instruction-count tests run valgrind; as root with apt,
 # install them (elsewhere those tests skip, saying why).
@@ -11,6 +12,8 @@ if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 source scripts/postgres.sh
-trap postgres_stop EXIT
+source scripts/slurm.sh
+trap 'slurm_stop; postgres_stop' EXIT
 postgres_start
+slurm_start
 .venv/bin/python -m pytest "$@"

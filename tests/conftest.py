@@ -6,8 +6,20 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.cli import main
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
+
+
+def run_cli(capsys, *argv):
+    """``cnnbench ARGV`` in this process: its exit status (argparse's usage errors included), stdout and stderr."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse's own usage errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(autouse=True)

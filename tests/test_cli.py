@@ -11,18 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse's own usage errors
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_list_table_has_units_and_the_seed_models(capsys):

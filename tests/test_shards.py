@@ -47,6 +47,14 @@ def test_the_partition_deals_whole_groups_in_turn_and_covers_every_case_once():
     assert shard_keys(settings, Shard(4, 4)) == {case.key for case in groups[3]}
 
 
+def test_a_dry_run_of_a_shard_lists_its_own_cases():
+    whole = cli("run", *TINY, "--dry-run")
+    parts = [cli("run", *TINY, "--dry-run", "--shard", f"{k}/2") for k in (1, 2)]
+    assert whole.returncode == 0 and all(part.returncode == 0 for part in parts)
+    assert parts[0].stdout.split() == whole.stdout.split()[:2] and parts[1].stdout.split() == whole.stdout.split()[2:]
+    assert parts[1].stderr == "2 cases in shard 2/2 of suite 'quick+flags'\n"
+
+
 def test_shard_and_run_id_values_are_checked():
     assert shard("2/3") == Shard(2, 3) and str(Shard(2, 3)) == "2/3" and shard(" 1/1 ") == Shard(1, 1)
     for bad in ("0/2", "3/2", "1/0", "a/b", "1/2/3", "1", "-1/2", "1/10001", ""):
