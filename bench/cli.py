@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from . import escape, views
 from .cases import AXES, CASE_AXES, Measure, case_change
 from .compare import CONFIRM_MODES, GATES, Thresholds
-from .errors import BadInput, BadValue, CnnbenchError
+from .errors import BadInput, BadValue, CnnbenchError, StoreUnavailable
 from .flags import (Parser, backend_flags, case_flags, dest, formats, src_flags, store_flag, suite_flags,
                     threshold_flags)
 from .record import tally
@@ -113,11 +113,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"warning: {escape.terminal(warning)}", file=sys.stderr)
     part = f" shard {args.shard}" if args.shard else ""
     with views.Progress(f"run {run_id}{part} -> {store.label}", quiet=args.quiet or args.json) as progress:
-        execute(store, run, shard=args.shard, machine=args.machine, on_start=progress.case,
-                on_result=lambda result: progress.row(result_row(result)))
+        try:
+            execute(store, run, shard=args.shard, machine=args.machine, on_start=progress.case,
+                    on_result=lambda result: progress.row(result_row(result)))
+        except StoreUnavailable as exc:
+            resume = (f"'cnnbench run --resume {run_id}{' --shard ' + str(args.shard) if args.shard else ''}'"
+                      + (" with the same --store" if args.store else ""))
+            raise StoreUnavailable(_store_lost(exc, f"run {run_id!r}{part}", progress, stored=isinstance(run, str),
+                                               resume=resume)) from None
     rows = progress.rows
     views.show(views.run_summary(run_id, store.label, tally(row["status"] for row in rows), rows, args.json))
     return 0
+
+
+def _store_lost(exc: StoreUnavailable, what: str, progress: views.Progress, stored: bool, resume: str) -> str:
+    """The line for a store lost mid-run (``what``: the run, or its shard): its error, the cases in flight (not
+    stored), and how to finish. ``stored``: the run was in the store before this runner began (a resumed run)."""
+    flying = progress.in_flight()
+    lost = (f"; not stored: {len(flying)} case{'s' if len(flying) > 1 else ''} in flight ({', '.join(flying[:3])}"
+            f"{', ...' if len(flying) > 3 else ''})" if flying else "")
+    if not stored and not progress.rows:  # a new run is stored with its first results: nothing of it was
+        return f"{exc}{lost}; nothing of {what} was stored: run the same command again once the store is back"
+    return f"{exc}{lost}; every case committed before is kept: finish with {resume} once the store is back"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -142,7 +159,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_ids = list(args.run_ids) + ([store.latest_run_id()] if args.latest else [])
     if not run_ids:
         raise BadValue("name the runs to report (see 'cnnbench runs') or pass --latest")
-    views.show(str(write_report(store, run_ids, args.output, profiles_root=args.profiles).resolve()))
+    views.show(str(write_report(store, run_ids, args.output, profiles_root=args.profiles,
+                                cross_machine=args.cross_machine).resolve()))
     return 0
 
 
@@ -416,8 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
     store_flag(p)
 
     p = command("report", cmd_report, "one self-contained HTML report from one or more runs")
-    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to report; the first is the baseline of comparisons")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID",
+                   help="runs to report, grouped by machine; each machine's first run is the baseline of its others")
     p.add_argument("--latest", action="store_true", help="the newest run in the store")
+    p.add_argument("--cross-machine", action="store_true",
+                   help="also compare the first run with each other machine's first (else runs of different machines "
+                        "are not compared)")
     p.add_argument("-o", "--output", default="reports/index.html", help="where to write (default: reports/index.html)")
     p.add_argument("--profiles", default="results/profiles", help="where 'run --profile' put traces (default: results/profiles)")
     store_flag(p)

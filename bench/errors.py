@@ -8,7 +8,9 @@
      │    ├── ShapeMismatch       an input shape the network cannot take
      │    └── StoreError          a store that cannot be used as asked; nothing was written
      └── Unavailable              this environment lacks something the command needs: a package,
-                                  a plugin module, a writable folder (exit 3)
+          │                       a plugin module, a writable folder (exit 3)
+          └── StoreUnavailable    a store that cannot be reached or written now (a server down or lost,
+                                  a full disk); what it committed stays
 
 Messages state the rule and quote the bad value with ``!r``.
 """
@@ -53,6 +55,11 @@ class Unavailable(CnnbenchError):
     """The environment lacks what the command needs; the user's input was fine."""
 
     exit_code = 3
+
+
+class StoreUnavailable(Unavailable):
+    """The store cannot be reached or written now (its server is down or was lost, its disk is full): every
+    transaction committed before stays, the one under way is not stored."""
 
 
 def first_line(exc: BaseException) -> str:

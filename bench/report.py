@@ -4,6 +4,15 @@ Reads the store only. Plots are seaborn/matplotlib figures embedded as SVG data
 URIs (text kept as text, ids salted for determinism); CSS and the table-sorting
 script are inline; every string from outside is escaped by Jinja's autoescape.
 The same input gives the same file, apart from the one generated-at line.
+
+Runs from several machines are grouped by machine (``machine_of``, in the order
+the runs were given): the header has a heading per machine with its hardware and
+software (CPU model and cores, GPU, torch, fingerprint) above its runs; the
+summary and the speedups are per machine; and runs are compared only within
+their machine, the first run of each the baseline of the others, as ``compare``
+does (``compare.machine_difference``: another label, or one label on other
+hardware). With ``cross_machine`` (``report --cross-machine``), the first run
+given is compared with each other machine's first run as well.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import jinja2
 import pandas as pd
 
 from . import escape
-from .compare import CaseComparison, Thresholds, compare_runs
+from .compare import Thresholds, compare_runs, machine_difference
 from .errors import BadValue, StoreError, cannot
 from .precision import DTYPE_BYTES, weight_dtype
 from .probe import movement_line, own_track
@@ -45,6 +54,20 @@ class RunData:
     frame: pd.DataFrame
 
 
+def machine_of(meta: dict[str, Any]) -> str:
+    """The machine a run ran on: its label (``run --machine``), else its hostname (a run from before labels).
+    The report groups runs by it; in the tables, a result that names its own machine (a shard's) keeps it."""
+    return str(meta.get("machine") or meta.get("environment", {}).get("hostname") or "unknown")
+
+
+def by_machine(runs: Sequence[RunData]) -> dict[str, list[RunData]]:
+    """The runs grouped by ``machine_of``, machines in the order their first run was given, runs in theirs."""
+    groups: dict[str, list[RunData]] = {}
+    for run in runs:
+        groups.setdefault(machine_of(run.meta), []).append(run)
+    return groups
+
+
 def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
     runs = []
     for run_id in run_ids:
@@ -58,6 +81,8 @@ def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
         for column in NUMERIC:  # all-None columns would stay objects, and None does no arithmetic
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         frame.insert(0, "run_id", escape.terminal(run_id))
+        # a result's own machine where it has one, else its run's
+        frame["machine"] = frame["machine"].fillna(machine_of(meta)) if "machine" in frame else machine_of(meta)
         # names are drawn and tabled with their control characters shown: SVG (XML) may not hold them raw
         for column in ("model", "variant"):
             frame[column] = frame[column].map(escape.terminal)
@@ -202,13 +227,16 @@ def speedup_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def speedup_tables(frame: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """Per (device, mode, variant): speedups as model x batch size, and where the interval includes 1."""
+    """Per (device, mode, variant), and machine where there are several: speedups as model x batch size, and
+    where the interval includes 1."""
     rows = speedup_rows(frame)
+    several = rows["machine"].nunique() > 1
     tables = {}
-    for (device, mode, variant), part in rows.groupby(["device", "mode", "variant"]):
+    for (device, mode, variant, machine), part in rows.groupby(["device", "mode", "variant", "machine"]):
         value = part.pivot_table(index="model", columns="batch_size", values="value")
         undecided = part.pivot_table(index="model", columns="batch_size", values="no_difference", aggfunc="max")
-        tables[f"{variant} ({device}, {mode})"] = (value, undecided.reindex_like(value).fillna(False).astype(bool))
+        title = f"{variant} ({device}, {mode})" + (f" on {machine}" if several else "")
+        tables[title] = (value, undecided.reindex_like(value).fillna(False).astype(bool))
     return tables
 
 
@@ -236,8 +264,10 @@ def plot_speedups(tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> Optio
 
 def speedup_table_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The heatmaps' numbers with their intervals, for the table under them."""
-    rows = speedup_rows(frame).sort_values(["device", "mode", "model", "batch_size", "variant"])
-    return [{"case": f"{r['model']} b{r['batch_size']} {r['mode']} ({r['device']}, t{r['threads']})",
+    rows = speedup_rows(frame).sort_values(["machine", "device", "mode", "model", "batch_size", "variant"])
+    several = rows["machine"].nunique() > 1
+    return [{"case": f"{r['model']} b{r['batch_size']} {r['mode']} ({r['device']}, t{r['threads']})"
+                     + (f" on {r['machine']}" if several else ""),
              "variant": r["variant"], "speedup": r["value"],
              "ci": ("measured apart" if not r["paired"] else f"{r['speedup_ci_low']:.3f}-{r['speedup_ci_high']:.3f}"
                     if pd.notna(r["speedup_ci_low"]) else f"unknown ({r['paired_rounds']:.0f} rounds)"),
@@ -301,8 +331,11 @@ def plot_memory(frame: pd.DataFrame) -> Optional[str]:
 # -- tables -------------------------------------------------------------------------------------
 
 def summary_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per model, and machine where there are several (machines in their order in the frame)."""
     rows = []
-    for model, part in frame.groupby("model", sort=True):
+    order = {machine: n for n, machine in enumerate(dict.fromkeys(frame["machine"]))}
+    groups = sorted(frame.groupby(["machine", "model"]), key=lambda group: (order[group[0][0]], group[0][1]))
+    for (machine, model), part in groups:
         good = part[part["throughput_img_s"].notna()]
         best = good.loc[good["throughput_img_s"].idxmax()] if not good.empty else None
         at1 = good[(good["batch_size"] == 1)]
@@ -312,6 +345,7 @@ def summary_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         peak = pd.concat([part["cpu_peak_rss_delta_bytes"], part["cuda_peak_allocated_bytes"]]).max()
         macs_1 = (part["macs"] / part["batch_size"]).dropna()
         rows.append({
+            "machine": machine,
             "model": model,
             "params": first["params"],
             "gmacs": macs_1.iloc[0] / 1e9 if not macs_1.empty else math.nan,
@@ -378,6 +412,54 @@ def fmt_value(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _distinct(values: Sequence[Any]) -> str:
+    """The values, each once, in their order, joined by ' / ' (runs of one machine may differ, e.g. in torch)."""
+    return " / ".join(dict.fromkeys(str(value) for value in values))
+
+
+def machine_header(name: str, runs: Sequence[RunData]) -> dict[str, Any]:
+    """A machine's heading: its hardware and software as its runs recorded them, and its runs' header lines."""
+    envs = [run.meta["environment"] for run in runs]
+    gpus = [f"{env.get('gpu_count') or 1} x {env['gpu_name']} (driver {env.get('gpu_driver')})" if env.get("gpu_name")
+            else "none" for env in envs]
+    return {
+        "name": name,
+        "cpu": _distinct([f"{env.get('cpu_model')}, {env.get('cpu_cores_logical')} cores" for env in envs]),
+        "gpu": _distinct(gpus),
+        "torch": _distinct([f"torch {env.get('torch')}" for env in envs]),
+        "fingerprint": _distinct([env.get("machine_fingerprint") or "not recorded" for env in envs]),
+        "runs": [_env_line(run.meta) for run in runs],
+    }
+
+
+def comparisons_by_machine(machines: dict[str, list[RunData]], thresholds: Thresholds, cross_machine: bool
+                           ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Within each machine, its first run against each of its others; with ``cross_machine``, also the first run
+    given against each other machine's first. A pair ``compare`` would refuse without --cross-machine (one label
+    on other hardware) is left out and said why, in the notes returned beside the comparisons."""
+    pairs: list[tuple[RunData, RunData, str]] = []
+    notes: list[str] = []
+    for name, runs in machines.items():
+        for run in runs[1:]:
+            why = machine_difference(runs[0].meta, run.meta)
+            if why and not cross_machine:
+                notes.append(f"{runs[0].run_id} and {run.run_id} are not compared: {why}; "
+                             "'cnnbench report --cross-machine' compares them")
+            else:
+                pairs.append((runs[0], run, f"on {name}" if not why else f"on {name}, across hardware (--cross-machine)"))
+    firsts = [runs[0] for runs in machines.values()]
+    if len(firsts) > 1 and cross_machine:
+        base = firsts[0]
+        pairs += [(base, run, f"across machines: {machine_of(base.meta)} to {machine_of(run.meta)} (--cross-machine)")
+                  for run in firsts[1:]]
+    elif len(firsts) > 1:
+        notes.append(f"runs of {len(firsts)} machines: each run is compared only with runs of its own machine; "
+                     "'cnnbench report --cross-machine' also compares the first run with each other machine's first")
+    comparisons = [{"base": base.run_id, "cand": cand.run_id, "where": where,
+                    "rows": compare_runs(base.results, cand.results, thresholds)} for base, cand, where in pairs]
+    return comparisons, notes
+
+
 def _env_line(meta: dict[str, Any]) -> dict[str, str]:
     env = meta["environment"]
     gpu = f"{env.get('gpu_name')} (driver {env.get('gpu_driver')})" if env.get("gpu_name") else "none"
@@ -411,20 +493,21 @@ def profile_sections(runs: Sequence[RunData], root: Optional["str | Path"], repo
 
 
 def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thresholds: Thresholds = Thresholds(),
-           profiles_root: Optional["str | Path"] = None, report_dir: Path = Path(".")) -> str:
+           profiles_root: Optional["str | Path"] = None, report_dir: Path = Path("."),
+           cross_machine: bool = False) -> str:
     frame = pd.concat([r.frame for r in runs], ignore_index=True)
     multi = len(runs) > 1
     noisy = frame["status"].isin(("noisy", "invalid")).mean()
     calibrations: dict[str, float] = {}
     for run in runs:
         calibrations.update(run.meta["calibration"])
-    comparisons: list[list[CaseComparison]] = []
-    if multi:
-        comparisons = [compare_runs(runs[0].results, run.results, thresholds) for run in runs[1:]]
+    machines = by_machine(runs)
+    comparisons, comparison_notes = comparisons_by_machine(machines, thresholds, cross_machine)
     speed = speedup_tables(frame)
     return _template().render(
         title=f"cnnbench report: {', '.join(r.run_id for r in runs)}",
-        runs=[_env_line(r.meta) for r in runs],
+        machines=[machine_header(name, group) for name, group in machines.items()],
+        several_machines=len(machines) > 1,
         track_lines=[(r.run_id, movement_line(r.meta.get("track") or ())) for r in runs],
         noise_line=f"{100 * noisy:.0f}% of {len(frame)} cases are noisy or invalid "
                    f"({int(frame['status'].eq('noisy').sum())} noisy, {int(frame['status'].eq('invalid').sum())} invalid)",
@@ -441,7 +524,8 @@ def render(runs: Sequence[RunData], *, generated_at: Optional[str] = None, thres
         static=static_rows(frame),
         speedups=speedup_table_rows(frame),
         failures=failure_rows(frame),
-        comparisons=[(runs[0].run_id, runs[i + 1].run_id, c) for i, c in enumerate(comparisons)],
+        comparisons=comparisons,
+        comparison_notes=comparison_notes,
         profiles=profile_sections(runs, profiles_root, report_dir),
         thresholds=thresholds,
         generated_at=generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),

@@ -8,9 +8,15 @@ transaction). A SQLAlchemy URL works through the same code; ``postgresql://`` (o
 A store is opened read-only (SQLite's ``query_only``, PostgreSQL's read-only
 session) until its schema says it is a cnnbench store: a database that is not one
 is left exactly as it was, byte for byte. A PostgreSQL server that cannot be
-reached is ``Unavailable`` (exit 3), a refused login or a missing database a
+reached is ``StoreUnavailable`` (exit 3), a refused login or a missing database a
 ``StoreError`` (exit 2), each one line, before anything is written; a server lost
-mid-run ends the run the same way, with every committed case kept.
+mid-run ends the run the same way, with every committed case kept. A pooled
+connection is pinged before each use, so a server restarted between two writes
+costs nothing; one lost inside a transaction fails that transaction only.
+
+A new SQLite store is built whole in a temporary file beside its place and linked
+in (``_create_sqlite``), so a runner killed, or a disk that fills, while making it
+leaves no store, not a half one; two runners making it at once end with one.
 
 A case is stored once per run: a runner that finds its case stored already (a
 shard submitted twice) leaves its own measurement out and is told so, and the
@@ -48,7 +54,10 @@ SCHEMA_VERSION is raised only by a change that a cnnbench before it could not re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import glob
 import json
 import os
 import time
@@ -62,7 +71,7 @@ from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from .cases import Case
 from . import migrate
-from .errors import BadValue, StoreError, Unavailable, cannot, first_line
+from .errors import BadValue, StoreError, StoreUnavailable, Unavailable, cannot, first_line
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
 from .shards import Shard, shard_keys
 
@@ -181,6 +190,8 @@ class Store:
         path = _sqlite_path(self.url)
         if path is not None:
             self._check_file(path, create)
+            if not path.exists():
+                _create_sqlite(path, self.label)
         self.engine = _engine(self.url, self.label, sqlite=path is not None)
         sa.event.listen(self.engine, "connect", self._on_connect)
         sa.event.listen(self.engine, "handle_error",
@@ -267,6 +278,8 @@ class Store:
                              f"(tables: {', '.join(sorted(tables))})")
         if not create:
             raise StoreError(f"results store {self.label!r} is empty")
+        # a server's database (its DDL is transactional: made whole or not at all), or an empty SQLite file that
+        # was there already (a new one is made whole by _create_sqlite)
         self._writable()
         if self.engine.dialect.name == "sqlite":  # kept in the file: every later connection is WAL too
             with self.engine.connect() as conn:
@@ -594,6 +607,54 @@ class Store:
         return out
 
 
+STALE_CREATION_S = 600.0  # a store is built in well under a second: a temporary file this old was abandoned
+
+
+def _create_sqlite(path: Path, label: str) -> None:
+    """Make a new SQLite store at ``path`` whole or not at all. It is built in a temporary file beside ``path``
+    (the same folder, so the same file system): tables, schema_version and the Alembic stamp, then WAL (kept in
+    the file's header); then hard-linked into place, which fails when a file appeared there meanwhile: another
+    runner made the store first, and that one stays. A runner killed, or a disk that fills, while building leaves
+    no file at ``path``: only the temporary one, which a later creation in that folder removes once it is older
+    than STALE_CREATION_S. On a file system without hard links the copy is renamed into place where ``path`` is
+    still free."""
+    _remove_stale_creations(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.creating")
+    engine = sa.create_engine(f"sqlite:///{tmp}", poolclass=sa.pool.NullPool)
+    sa.event.listen(engine, "handle_error", functools.partial(_file_error, label))
+    try:
+        with engine.begin() as conn:
+            _meta.create_all(conn)
+            conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            migrate.stamp_head(conn)
+        with engine.connect() as conn:  # the last connection closes: the file holds everything, no -wal beside it
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # made meanwhile by another runner: its store is the one
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                raise
+            if not path.exists():  # no hard links here: a rename, which would replace a store made meanwhile
+                os.rename(tmp, path)
+    except OSError as exc:
+        raise cannot(f"create results store {label!r}", exc) from None
+    finally:
+        engine.dispose()
+        for leftover in (tmp, *(tmp.with_name(tmp.name + end) for end in ("-journal", "-wal", "-shm"))):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
+def _remove_stale_creations(path: Path) -> None:
+    """Remove the temporary files of creations of ``path`` abandoned (killed) more than STALE_CREATION_S ago."""
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.creating*"):
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > STALE_CREATION_S:
+                old.unlink()
+
+
 def _engine(url: str, label: str, *, sqlite: bool) -> sa.Engine:
     """The engine for a store URL; ``postgresql://`` and ``postgres://`` mean psycopg 3."""
     try:
@@ -605,9 +666,12 @@ def _engine(url: str, label: str, *, sqlite: bool) -> sa.Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     postgres = parsed.get_backend_name() == "postgresql"
     args: dict[str, Any] = {"timeout": 60} if sqlite else {"connect_timeout": 10} if postgres else {}
+    # SQLite: a connection per use (NullPool), so that a long-lived reader never keeps a stale WAL snapshot. A
+    # server: pooled connections, each pinged when taken from the pool, so that one the server dropped between two
+    # writes (restarted, or ended it) is replaced by a new one instead of failing the write
+    pool: dict[str, Any] = {"poolclass": sa.pool.NullPool} if sqlite else {"pool_pre_ping": True}
     try:
-        # SQLite: a connection per use (NullPool), so that a long-lived reader never keeps a stale WAL snapshot
-        return sa.create_engine(parsed, connect_args=args, **({"poolclass": sa.pool.NullPool} if sqlite else {}))
+        return sa.create_engine(parsed, connect_args=args, **pool)
     except ImportError as exc:
         if postgres:
             raise Unavailable("a PostgreSQL results store needs the psycopg driver: "
@@ -623,15 +687,16 @@ _URL_EXAMPLE = "results/cnnbench.db, sqlite:///PATH or postgresql://USER:PASSWOR
 
 def _server_error(label: str, context: Any) -> None:
     """A database server's failure as one line: a refused login or a missing database is the user's to fix
-    (StoreError, exit 2); a server that is down or unreachable is the environment's (Unavailable, exit 3).
-    Other errors (a duplicate case, ...) go on as they are."""
-    if not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
+    (StoreError, exit 2); a server that is down, unreachable or lost in a transaction is the environment's
+    (StoreUnavailable, exit 3). A failed ping of a pooled connection goes on as it is, so that the pool replaces
+    the connection; other errors (a duplicate case, ...) go on as they are."""
+    if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
         return
     reason = _reason(context.original_exception)
     text = reason.lower()
     if "authentication failed" in text or "no password supplied" in text or "does not exist" in text:
         raise StoreError(f"results store {label!r} refused the connection: {reason}") from None
-    raise Unavailable(f"results store {label!r} cannot be reached: {reason}") from None
+    raise StoreUnavailable(f"results store {label!r} cannot be reached: {reason}") from None
 
 
 _FILE_FAILURES = ("disk is full", "disk i/o error", "readonly database", "read-only database")
@@ -639,11 +704,11 @@ _FILE_FAILURES = ("disk is full", "disk i/o error", "readonly database", "read-o
 
 def _file_error(label: str, context: Any) -> None:
     """An SQLite file that cannot take a write (a full disk, an I/O error, a read-only file) as one line
-    (Unavailable, exit 3): what was committed before stays. Other errors go on as they are."""
+    (StoreUnavailable, exit 3): what was committed before stays. Other errors go on as they are."""
     if isinstance(context.sqlalchemy_exception, OperationalError):
         reason = _reason(context.original_exception)
         if any(failure in reason.lower() for failure in _FILE_FAILURES):
-            raise Unavailable(f"results store {label!r} cannot be written: {reason}") from None
+            raise StoreUnavailable(f"results store {label!r} cannot be written: {reason}") from None
 
 
 def _label(location: "str | os.PathLike[str]") -> str:

@@ -252,6 +252,7 @@ class Progress:
 
     def __init__(self, title: str, quiet: bool = False) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.started: list[str] = []  # the keys of the cases begun, finished or not
         self.bar: Any = None
         if quiet:
             return
@@ -273,6 +274,11 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    def in_flight(self) -> list[str]:
+        """The keys of the cases begun and not finished."""
+        finished = {row["case_key"] for row in self.rows}
+        return [key for key in self.started if key not in finished]
+
     def row(self, row: dict[str, Any]) -> None:
         """A finished case: kept, and shown as its line."""
         self.rows.append(row)
@@ -281,6 +287,8 @@ class Progress:
                                    soft_wrap=True)
 
     def case(self, case: Any, index: int, total: int) -> None:
+        """A case begins: kept, and named on the bar."""
+        self.started.append(case.key)
         if self.bar is None:
             return
         self.bar.update(self.task, total=total, completed=index,

@@ -2,7 +2,9 @@
 # folder and stopped by postgres_stop. Exports CNNBENCH_TEST_POSTGRES_URL (a superuser's URL; the tests make and drop a
 # database per test), or CNNBENCH_TEST_POSTGRES_SKIP saying why there is none (those tests then skip with that reason).
 # As root with apt, Debian's postgresql is installed when missing; initdb refuses root, so the server runs as the
-# package's user 'postgres'.
+# package's user 'postgres'. The server's port and socket folder are in its own postgresql.conf, so that
+# `postgres_ctl stop` and `postgres_ctl start` (a test's own server, stopped mid-run: tests/conftest.py) bring the
+# same server down and up again.
 
 postgres_bindir() {
     local dir
@@ -41,20 +43,29 @@ postgres_start() {
         postgres_skip "initdb failed: $(tail -n 1 "$CNNBENCH_PG_DIR/initdb.log")"; return 0
     fi
     # fsync off: a test server's data is thrown away, and durability is PostgreSQL's job, not these tests'
-    if ! "${as_pg[@]}" "$bin/pg_ctl" -D "$CNNBENCH_PG_DIR/data" -l "$CNNBENCH_PG_DIR/server.log" -w -t 60 \
-            -o "-p $port -k $CNNBENCH_PG_DIR -c listen_addresses=127.0.0.1 -F" start >/dev/null 2>&1; then
+    printf "port = %s\nunix_socket_directories = '%s'\nlisten_addresses = '127.0.0.1'\nfsync = off\n" \
+        "$port" "$CNNBENCH_PG_DIR" >> "$CNNBENCH_PG_DIR/data/postgresql.conf"
+    if ! postgres_ctl start >/dev/null 2>&1; then
         postgres_skip "the server did not start: $(tail -n 1 "$CNNBENCH_PG_DIR/server.log" 2>/dev/null)"; return 0
     fi
-    CNNBENCH_PG_CTL=("${as_pg[@]}" "$bin/pg_ctl" -D "$CNNBENCH_PG_DIR/data")
+    CNNBENCH_PG_STARTED=1
     export CNNBENCH_TEST_POSTGRES_URL="postgresql://cnnbench:$password@127.0.0.1:$port/postgres"
     echo "setup: PostgreSQL $("$bin/postgres" -V | awk '{print $3}') for the tests on 127.0.0.1:$port" >&2
 }
 
+# pg_ctl on the server in $CNNBENCH_PG_DIR as the user that owns it, waiting up to 60 s: postgres_ctl start,
+# postgres_ctl stop -m immediate (its settings are in its postgresql.conf, so a stopped server starts as it was).
+postgres_ctl() {
+    local as_pg=()
+    [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
+    "${as_pg[@]}" "$(postgres_bindir)/pg_ctl" -D "$CNNBENCH_PG_DIR/data" -l "$CNNBENCH_PG_DIR/server.log" -w -t 60 "$@"
+}
+
 postgres_stop() {
-    if [ -n "${CNNBENCH_PG_CTL:-}" ]; then
-        "${CNNBENCH_PG_CTL[@]}" -m fast -w stop >/dev/null 2>&1 || "${CNNBENCH_PG_CTL[@]}" -m immediate stop >/dev/null 2>&1
+    if [ -n "${CNNBENCH_PG_STARTED:-}" ]; then
+        postgres_ctl -m fast stop >/dev/null 2>&1 || postgres_ctl -m immediate stop >/dev/null 2>&1
     fi
     if [ -n "${CNNBENCH_PG_DIR:-}" ]; then rm -rf "$CNNBENCH_PG_DIR"; fi
-    unset CNNBENCH_PG_CTL CNNBENCH_PG_DIR
+    unset CNNBENCH_PG_STARTED CNNBENCH_PG_DIR
     return 0
 }

@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -9,6 +10,7 @@ import torch
 from bench.cli import main
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 
 
 def run_cli(capsys, *argv):
@@ -99,3 +101,45 @@ def open_at_once():
         return opened, errors
 
     return open_all
+
+
+class OwnPostgres:
+    """A PostgreSQL server of one test's own, made by scripts/postgres.sh, that the test may stop and start again
+    (the shared server of CNNBENCH_TEST_POSTGRES_URL is never stopped: other tests use it)."""
+
+    def __init__(self, folder: str, url: str) -> None:
+        self.folder, self.url = folder, url
+
+    def _ctl(self, *args: str) -> None:
+        done = subprocess.run(["bash", "-c", 'source scripts/postgres.sh && CNNBENCH_PG_DIR="$1" && shift && '
+                               'postgres_ctl "$@"', "-", self.folder, *args],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"pg_ctl {' '.join(args)}: {done.stdout}{done.stderr}"
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server; ``immediate`` ends it as a crash would, with no goodbye to its clients."""
+        self._ctl("stop", "-m", mode)
+
+    def start(self) -> None:
+        self._ctl("start")
+
+
+@pytest.fixture
+def own_postgres():
+    """A throwaway PostgreSQL server for this test alone (``OwnPostgres``), removed afterwards; skipped, with the
+    other PostgreSQL tests' reason, where scripts/test.sh could not make the shared one."""
+    if not POSTGRES_URL:
+        pytest.skip(POSTGRES_SKIP)
+    env = {k: v for k, v in os.environ.items() if k not in ("CNNBENCH_TEST_POSTGRES_URL", "CNNBENCH_TEST_POSTGRES_SKIP")}
+    made = subprocess.run(["bash", "-c", 'source scripts/postgres.sh && postgres_start && printf "%s\\n" '
+                           '"${CNNBENCH_PG_DIR:-}" "${CNNBENCH_TEST_POSTGRES_URL:-}" "${CNNBENCH_TEST_POSTGRES_SKIP:-}"'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    folder, url, skip = (made.stdout.splitlines() + ["", "", ""])[:3]
+    try:
+        if not url:
+            pytest.skip(skip or f"scripts/postgres.sh made no server: {made.stderr.strip()[-200:]}")
+        yield OwnPostgres(folder, url)
+    finally:
+        if folder:
+            subprocess.run(["bash", "-c", 'source scripts/postgres.sh && CNNBENCH_PG_DIR="$1" CNNBENCH_PG_STARTED=1 '
+                            'postgres_stop', "-", folder], cwd=REPO, capture_output=True, timeout=120)

@@ -106,3 +106,26 @@ def test_console_script_and_module_agree_and_fail_cleanly():
         assert done.stderr == "error: batch size must be a positive integer, got '-3'\n"
     done = subprocess.run([script, "list", "lenet*", "--format", "json"], capture_output=True, text=True)
     assert done.returncode == 0 and json.loads(done.stdout)[0]["params"] == 61_706
+
+
+def test_a_store_lost_before_a_new_run_was_stored_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    import re
+
+    from bench import runner
+    from bench.errors import StoreUnavailable
+
+    def lost(store, run, on_start, **_):  # the store fails the run's first commit, both cases in flight
+        cases = runner.pending(run.row, set())[0]
+        for index, case in enumerate(cases):
+            on_start(case, index, len(cases))
+        raise StoreUnavailable(f"results store {store.label!r} cannot be written: database or disk is full")
+
+    monkeypatch.setattr(runner, "execute", lost)
+    db = str(tmp_path / "s.db")
+    code, _, err = run_cli(capsys, "run", "--models", "lenet5", "--batch-sizes", "1,2", "--precision", "fp32",
+                           "--memory-format", "contiguous", "--threads", "1", "--store", db, "--quiet")
+    assert code == 3
+    assert re.fullmatch(rf"error: results store {re.escape(repr(db))} cannot be written: database or disk is full; "
+                        r"not stored: 2 cases in flight \(lenet5\|cpu\|b1\|[^,]*, lenet5\|cpu\|b2\|[^)]*\); "
+                        r"nothing of run '[0-9]{8}-[0-9]{6}-[0-9a-f]{6}' was stored: run the same command again once "
+                        r"the store is back\n", err)

@@ -10,11 +10,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bench import runfile
 from bench.cli import main
-from bench.report import gather, render, summary_rows, write_report
+from bench.compare import Thresholds
+from bench.report import (by_machine, comparisons_by_machine, gather, machine_header, render, speedup_tables,
+                          summary_rows, write_report)
 from bench.store import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quick_run.json"
@@ -256,3 +259,73 @@ def test_the_machine_speed_track_is_drawn_and_its_movement_in_the_header(tmp_pat
     untracked = render(gather(store, [runfile.import_into(store, {**doc, "run": {**doc["run"], "id": "plain"}})]),
                        generated_at="X")
     assert "No run here has a machine-speed track." in untracked and "no machine-speed track" in untracked
+
+
+# -- runs from several machines --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def machines(tmp_path_factory):
+    """Runs under two machine labels, given interleaved: alpha-1, beta-1, alpha-2, beta-2 (the second of each 25%
+    slower), and alpha-odd: labelled alpha, on other hardware."""
+    path = tmp_path_factory.mktemp("machines") / "s.db"
+    store = Store(path)
+    doc = runfile.read(FIXTURE)
+    env = doc["run"]["environment"]
+    alpha = {**env, "hostname": "host-a", "cpu_model": "Alpha CPU 9000", "cpu_cores_logical": 16,
+             "machine_fingerprint": "aaaaaaaaaaaa"}
+    beta = {**env, "hostname": "host-b", "cpu_model": "Beta CPU 1", "cpu_cores_logical": 64, "gpu_name": "NVIDIA H200",
+            "gpu_count": 2, "gpu_driver": "580.95", "torch": "2.15.0", "machine_fingerprint": "bbbbbbbbbbbb"}
+    odd = {**alpha, "cpu_model": "Alpha CPU 1000", "machine_fingerprint": "cccccccccccc"}
+    same = [r for r in doc["results_parsed"] if r.case.model in ("alexnet", "vgg11")]  # two models draw faster
+    slower = [dataclasses.replace(r, samples_ns=tuple(int(s * 1.25) for s in r.samples_ns)) for r in same]
+    for minute, (run_id, machine, environment, results) in enumerate([
+            ("alpha-1", "alpha", alpha, same), ("beta-1", "beta", beta, same), ("alpha-2", "alpha", alpha, slower),
+            ("beta-2", "beta", beta, slower), ("alpha-odd", "alpha", odd, same)]):
+        store.import_run({**doc["run"], "id": run_id, "machine": machine, "environment": environment,
+                          "started_at": doc["run"]["started_at"] + 60 * minute}, results)
+    return store, path
+
+
+def compared(page):
+    return re.findall(r"<h3>(\S+) &rarr; (\S+) <span", page)
+
+
+def test_a_report_of_several_machines_has_a_heading_per_machine_and_compares_within_each(machines):
+    import html
+
+    store, _ = machines
+    runs = gather(store, ["alpha-1", "beta-1", "alpha-2", "beta-2"])
+    page = render(runs, generated_at="X")
+    header = page[page.index('id="header"'):page.index('id="summary"')]
+    order = ["machine alpha", "alpha-1", "alpha-2", "machine beta", "beta-1", "beta-2"]
+    assert [header.index(text) for text in order] == sorted(header.index(text) for text in order)
+    assert "CPU Alpha CPU 9000, 16 cores; GPU none; torch 2.14.1+cu130; fingerprint aaaaaaaaaaaa" in header
+    assert "CPU Beta CPU 1, 64 cores; GPU 2 x NVIDIA H200 (driver 580.95); torch 2.15.0; fingerprint bbbbbbbbbbbb" in header
+    assert compared(page) == [("alpha-1", "alpha-2"), ("beta-1", "beta-2")]  # never alpha against beta
+    assert "each run is compared only with runs of its own machine; 'cnnbench report --cross-machine'" in html.unescape(page)
+    verdicts = re.findall(r'class="text status-(\w+)">', page.split('id="comparison"')[1])
+    assert verdicts.count("slower") >= 0.5 * len(verdicts) and "faster" not in verdicts  # 25% slower on each
+    frame = pd.concat([run.frame for run in runs])
+    summary = summary_rows(frame)
+    models = frame["model"].nunique()
+    assert [row["machine"] for row in summary] == ["alpha"] * models + ["beta"] * models
+    assert '<th class="text">machine</th>' in page
+    assert {title.rsplit(" on ", 1)[1] for title in speedup_tables(frame)} == {"alpha", "beta"}
+
+
+def test_runs_of_other_machines_are_compared_only_when_asked(machines, tmp_path):
+    store, path = machines
+    out = tmp_path / "r.html"
+    assert main(["report", "alpha-1", "beta-1", "alpha-2", "--cross-machine", "--store", str(path), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert compared(page) == [("alpha-1", "alpha-2"), ("alpha-1", "beta-1")]
+    assert "across machines: alpha to beta (--cross-machine)" in page
+    # one label on other hardware is another machine to compare, as for 'cnnbench compare'
+    odd = gather(store, ["alpha-1", "alpha-odd"])
+    comparisons, notes = comparisons_by_machine(by_machine(odd), Thresholds(), cross_machine=False)
+    assert comparisons == [] and notes == [
+        "alpha-1 and alpha-odd are not compared: both ran on a machine labelled 'alpha', but on different hardware "
+        "(fingerprints aaaaaaaaaaaa and cccccccccccc); 'cnnbench report --cross-machine' compares them"]
+    (pair,), _ = comparisons_by_machine(by_machine(odd), Thresholds(), cross_machine=True)
+    assert (pair["base"], pair["cand"]) == ("alpha-1", "alpha-odd") and "across hardware" in pair["where"]
+    assert machine_header("alpha", odd)["cpu"] == "Alpha CPU 9000, 16 cores / Alpha CPU 1000, 16 cores"

@@ -1,5 +1,7 @@
 """bench/runner.py: isolation, fault statuses, crash-safe resume, concurrent writers (real worker processes)."""
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +108,47 @@ def test_kill_the_runner_mid_suite_then_resume_loses_nothing(store_url):
     assert len(after) == 6 and sorted(r.case.batch_size for r in after.values()) == [1, 2, 3, 4, 5, 6]
     assert all(after[key] == result for key, result in before.items())  # what finished is untouched
     assert store.list_runs()[0]["finished_at"] is not None
+
+
+def test_postgresql_stopped_mid_run_fails_the_case_in_flight_and_keeps_what_was_committed(own_postgres, capsys):
+    from bench.cli import main
+
+    db = own_postgres.url
+    runner = cli("run", "--models", "fault_slow", "--batch-sizes", "1,2,3,4,5,6", "--precision", "fp32",
+                 "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.5", "--store", db, "--quiet")
+    store = wait_for_cases(db, 2)
+    run_id = store.list_runs()[0]["run_id"]
+    committed = {r.case.key: r for r in store.results(run_id)}
+    store.engine.dispose()
+    time.sleep(0.5)  # past the probe between cases, into the next case's measuring (each: > 1 s)
+    own_postgres.stop()  # as a crash: no goodbye to the runner's connection
+    try:
+        _, err = runner.communicate(timeout=120)
+    finally:
+        runner.kill()
+    assert runner.returncode == 3, err
+    assert err.startswith("error: results store 'postgresql://cnnbench:***@127.0.0.1:") and "cannot be reached" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    flying = re.search(r"not stored: 1 case in flight \((fault_slow\|[^)]*)\)", err)
+    assert flying, err
+    assert f"every case committed before is kept: finish with 'cnnbench run --resume {run_id}' with the same " \
+           "--store once the store is back" in err
+    own_postgres.start()
+    assert main(["runs", "--store", db, "--format", "json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["run_id"] == run_id and listed["finished_at"] is None and 2 <= listed["cases_done"] < 6
+    assert main(["export", run_id, "--store", db, "--format", "csv"]) == 0
+    exported = capsys.readouterr().out.splitlines()
+    assert len(exported) == 1 + listed["cases_done"]  # a header and each committed case, none half-stored
+    kept = {r.case.key: r for r in Store(db, create=False).results(run_id)}
+    assert len(kept) == listed["cases_done"] and all(r.status in ("ok", "noisy") and r.samples_ns for r in kept.values())
+    assert all(kept[key] == result for key, result in committed.items())  # committed before the stop: intact
+    assert flying.group(1) not in kept
+    resume(run_id, db)
+    after = Store(db, create=False).results(run_id)
+    assert sorted(r.case.batch_size for r in after) == [1, 2, 3, 4, 5, 6]  # every case once
+    assert all(next(r for r in after if r.case.key == key) == result for key, result in kept.items())
+    assert Store(db, create=False).list_runs()[0]["finished_at"] is not None
 
 
 def test_two_runners_on_one_store(store_url):

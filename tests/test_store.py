@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from bench.cases import Case
 from bench.cli import main
-from bench.errors import BadInput, Unavailable
+from bench.errors import BadInput, StoreUnavailable
 from bench.results import load, result_row
 from bench.store import SCHEMA_VERSION, Store, StoreError
 from bench.record import Result
@@ -123,8 +123,6 @@ def test_a_schema_version_that_is_not_a_number_is_one_line_and_untouched(tmp_pat
 
 
 def test_a_full_disk_is_one_line_and_keeps_what_was_committed(tmp_path):
-    from bench.errors import Unavailable
-
     store = Store(tmp_path / "s.db")
     run_id = new_run(store)
     store.add_result(run_id, a_result(1))
@@ -134,11 +132,125 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_committed(tmp_path):
         dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
 
     sa.event.listen(store.engine, "connect", fill_up)
-    with pytest.raises(Unavailable, match="cannot be written: database or disk is full"):
+    with pytest.raises(StoreUnavailable, match="cannot be written: database or disk is full"):
         for n in range(2, 200):
             store.add_result(run_id, a_result(n))
     sa.event.remove(store.engine, "connect", fill_up)
     assert a_result(1) in store.results(run_id)
+
+
+# -- a new SQLite store is made whole or not at all -------------------------------------------------------
+
+def test_a_disk_that_fills_while_a_store_is_made_leaves_no_file_and_the_next_open_makes_it(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from bench import migrate
+    from bench.store import meta_table
+
+    path = tmp_path / "s.db"
+
+    def fill_up(conn):  # the tables are made; the disk fills before the stamp (SQLite's own "disk is full")
+        assert {"runs", "results", "cnnbench_meta"} <= set(sa.inspect(conn).get_table_names())
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {conn.exec_driver_sql('PRAGMA page_count').scalar()}")
+        conn.execute(sa.insert(meta_table).values(key="filler", value="x" * 100_000))
+
+    monkeypatch.setattr(migrate, "stamp_head", fill_up)
+    with pytest.raises(StoreUnavailable, match=r"^results store '.*s\.db' cannot be written: database or disk is full"):
+        Store(path)
+    assert list(tmp_path.iterdir()) == []  # no store, no half store, no temporary file
+    assert main(["runs", "--store", str(path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no results store at")  # not "empty", not "not a cnnbench store"
+    monkeypatch.undo()
+    store = Store(path)
+    new_run(store)
+    assert len(Store(path, create=False).list_runs()) == 1
+
+
+KILLED_WHILE_MAKING = """
+import os, signal, sys
+from bench import migrate
+from bench.store import Store
+
+def killed(conn):  # the tables are made, the stamp is not: the runner dies here
+    os.kill(os.getpid(), signal.SIGKILL)
+
+migrate.stamp_head = killed
+Store(sys.argv[1])
+"""
+
+
+def test_a_runner_killed_while_making_a_store_leaves_none_and_its_copy_is_removed_once_stale(tmp_path, capsys):
+    import os
+    import subprocess
+    import time
+
+    path = tmp_path / "s.db"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_MAKING, str(path)], capture_output=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    abandoned = list(tmp_path.iterdir())  # its copy (and the copy's journal) beside where the store goes
+    assert abandoned and all(p.name.startswith(".s.db.") and ".creating" in p.name for p in abandoned), abandoned
+    assert main(["runs", "--store", str(path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no results store at")
+    young = tmp_path / ".s.db.1-0badf00d.creating"  # another runner's copy, being made now: left alone
+    young.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    for leftover in abandoned:
+        os.utime(leftover, (an_hour_ago, an_hour_ago))
+    new_run(Store(path))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("s.db-")) == [young.name, "s.db"]
+    assert len(Store(path, create=False).list_runs()) == 1
+
+
+MAKING_TOGETHER = """
+import sys, time
+from pathlib import Path
+from bench import migrate
+from bench.store import Store
+
+path, ready, writers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+stamp = migrate.stamp_head
+
+def stamp_together(conn):  # every writer has its whole copy before any of them links it into place
+    stamp(conn)
+    (ready / sys.argv[4]).touch()
+    deadline = time.time() + 60
+    while len(list(ready.iterdir())) < writers and time.time() < deadline:
+        time.sleep(0.01)
+
+migrate.stamp_head = stamp_together
+store = Store(path)
+print(store.new_run(suite="t", suite_json={}, environment={}, calibration={}, settings={}, cases_total=0))
+"""
+
+
+def test_writers_making_one_sqlite_store_at_once_make_it_once(tmp_path):
+    import subprocess
+
+    path, ready = tmp_path / "store" / "s.db", tmp_path / "ready"
+    ready.mkdir()
+    writers = [subprocess.Popen([sys.executable, "-c", MAKING_TOGETHER, str(path), str(ready), "3", str(n)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    outcomes = [writer.communicate(timeout=120) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0], outcomes
+    assert len(list(ready.iterdir())) == 3  # all three made a copy of their own
+    ids = {out.strip() for out, _ in outcomes}
+    assert {run["run_id"] for run in Store(path, create=False).list_runs()} == ids and len(ids) == 3
+    assert [p.name for p in path.parent.iterdir() if "creating" in p.name] == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_where_the_file_system_has_no_hard_links_a_new_store_is_renamed_into_place(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def no_links(*_):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = Store(tmp_path / "s.db")
+    new_run(store)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("s.db-")] == ["s.db"]
+    assert len(Store(tmp_path / "s.db", create=False).list_runs()) == 1
 
 
 def test_foreign_database_is_refused(tmp_path):
@@ -243,7 +355,7 @@ def test_a_foreign_postgresql_database_is_refused_and_left_alone(postgres_url, c
     assert tables_of(postgres_url) == ["customers"]
 
 
-def test_a_connection_lost_mid_run_is_one_line_and_keeps_what_was_committed(postgres_url):
+def test_a_connection_lost_inside_a_write_is_one_line_and_keeps_what_was_committed(postgres_url):
     import psycopg
 
     store = Store(postgres_url)
@@ -251,10 +363,35 @@ def test_a_connection_lost_mid_run_is_one_line_and_keeps_what_was_committed(post
     store.add_result(run_id, a_result(1))
     database = postgres_url.rsplit("/", 1)[1]
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:  # the server drops this store's connections
-        admin.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (database,))
-    with pytest.raises(Unavailable, match=r"cannot be reached: .*terminat"):
+        admin.execute("select pg_terminate_backend(pid, 5000) from pg_stat_activity where datname = %s", (database,))
+    store.add_result(run_id, a_result(3))  # between two writes: the pool's ping finds it dropped and replaces it
+    inserts = []
+
+    def drop_at_the_second_case(conn, _cursor, statement, *_):  # the group's first case is in, uncommitted
+        inserts.append(statement)
+        if sum(s.startswith("INSERT INTO results ") for s in inserts) == 2:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+                admin.execute("select pg_terminate_backend(%s, 5000)", (conn.connection.dbapi_connection.info.backend_pid,))
+
+    sa.event.listen(store.engine, "before_cursor_execute", drop_at_the_second_case)
+    with pytest.raises(StoreUnavailable, match=r"cannot be reached: .*terminat"):
         store.add_results(run_id, [a_result(2), a_result(4)])
-    assert Store(postgres_url, create=False).results(run_id) == [a_result(1)]
+    sa.event.remove(store.engine, "before_cursor_execute", drop_at_the_second_case)
+    assert Store(postgres_url, create=False).results(run_id) == [a_result(1), a_result(3)]  # the group: none of it
+
+
+def test_a_server_restarted_between_two_writes_costs_nothing_and_one_that_is_down_is_one_line(own_postgres):
+    store = Store(own_postgres.url)
+    run_id = new_run(store)
+    store.add_result(run_id, a_result(1))
+    own_postgres.stop()
+    own_postgres.start()
+    store.add_result(run_id, a_result(2))  # the pooled connection died with the server: pinged, and replaced
+    own_postgres.stop()
+    with pytest.raises(StoreUnavailable, match=r"^results store 'postgresql://cnnbench:\*\*\*@.*' cannot be reached: "):
+        store.add_result(run_id, a_result(3))
+    own_postgres.start()
+    assert store.results(run_id) == [a_result(1), a_result(2)]
 
 
 # -- a store is read-only until it is known to be ours -----------------------------------------------------
