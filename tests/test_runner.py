@@ -223,7 +223,7 @@ def test_pairings_and_round_medians_round_trip_through_the_store_and_export(tmp_
     assert frame["machine_speed_rel"].between(0.2, 5).all()
     assert frame["latency_ms_p50_rerun_low"].isna().all()  # two probes say nothing of how the machine moves
     for n, value in enumerate([0.5, 2.0, 0.5, 2.0]):  # a machine whose speed moves from moment to moment
-        store.add_probe(run_id, track[-1][0] + n + 1, track[0][1] * value)
+        store.add_probe(run_id, track[-1][0] + n + 1, track[0][1] * value, variant.machine)  # the same machine
     moved = load(run_id, store)
     assert (moved["latency_ms_p50_rerun_low"] < moved["latency_ms_p50_ci_low"]).all()
     assert (moved["latency_ms_p50_rerun_high"] > moved["latency_ms_p50_ci_high"]).all()
