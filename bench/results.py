@@ -12,7 +12,7 @@ runs with a shorter track), ``throughput_img_s``
 ``step_flops`` (forward only for inference; 3 x the forward for a training step,
 the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
 median) and ``peak_fraction`` (of the run's matmul calibration for that device,
-dtype and thread count); for CUDA also ``host_latency_ms_p50`` (the host's enqueue time per iteration) and
+dtype and thread count); for CUDA also ``enqueue_ms_p50`` (the host's enqueue time per iteration) and
 ``launch_bound``; for a GPU with nvidia-ml-py its telemetry at the start and end of sampling
 (``gpu_*_start/_end``, ``gpu_throttled``, ``gpu_shared``); for a compiled case Dynamo's ``compile_graphs``,
 ``compile_graph_breaks`` and ``compile_recompiles`` (while sampling). ``warnings``: what makes a measured time
@@ -77,8 +77,8 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
     peak = (calibration or {}).get(calibration_key(case.device, compute_dtype(case.precision), case.threads))
     row["peak_gflop_s"] = peak
     row["peak_fraction"] = row["achieved_gflop_s"] / peak if peak else math.nan
-    row["host_latency_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
-    row["launch_bound"] = launch_bound(row["host_latency_ms_p50"], p50) if result.host_samples_ns else None
+    row["enqueue_ms_p50"] = median([s / 1e6 for s in result.host_samples_ns]) if result.host_samples_ns else math.nan
+    row["launch_bound"] = launch_bound(row["enqueue_ms_p50"], p50) if result.host_samples_ns else None
     row.update(gpu_columns(result.gpu_start, result.gpu_end))
     counts = result.compile_counts
     row.update({f"compile_{name}": getattr(counts, name) if counts else None for name in COMPILE_FIELDS})

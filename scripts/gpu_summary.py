@@ -49,7 +49,7 @@ def summary(out: Path, exit_status: int) -> str:
         f"workers ran with TF32 matmul={env.get('tf32_matmul')}, TF32 cuDNN={env.get('tf32_cudnn')}, "
         f"cudnn.benchmark={env.get('cudnn_benchmark')} (from the run record); GPUs {env.get('gpu_uuids')}, "
         f"CUDA_VISIBLE_DEVICES={env.get('cuda_visible_devices')}", "",
-        "| model | batch | variant | mode | status | reason | p50 ms (events) | p50 ms (host) | img/s | cold start ms "
+        "| model | batch | variant | mode | status | reason | p50 ms (events) | enqueue ms p50 (host) | img/s | cold start ms "
         "| peak alloc MiB | rel err | SM MHz start/end | W end | C end | throttled | shared | warnings |",
         "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- "
         "| --- |",
@@ -60,7 +60,7 @@ def summary(out: Path, exit_status: int) -> str:
         clocks = f"{_f(r.get('gpu_sm_clock_mhz_start'), 0)}/{_f(r.get('gpu_sm_clock_mhz_end'), 0)}"
         lines.append(
             f"| {r['model']} | {r['batch_size']} | {r['variant']} | {r['mode']} | {r['status']} | {_cell(r['reason'])} | "
-            f"{_f(r['latency_ms_p50'])} | {_f(r.get('host_latency_ms_p50'))} | {_f(r['throughput_img_s'], 1)} | "
+            f"{_f(r['latency_ms_p50'])} | {_f(r.get('enqueue_ms_p50'))} | {_f(r['throughput_img_s'], 1)} | "
             f"{_f(r['cold_start_ms'], 1)} | {_f(mib, 1)} | {_f(r['output_rel_err'], 4)} | {clocks} | "
             f"{_f(r.get('gpu_power_w_end'), 0)} | {_f(r.get('gpu_temperature_c_end'), 0)} | "
             f"{_cell(r.get('gpu_throttled'))} | {_cell(r.get('gpu_shared'))} | {_cell(r.get('warnings'))} |")

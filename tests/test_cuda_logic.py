@@ -98,6 +98,7 @@ def test_a_case_whose_host_enqueues_as_slowly_as_the_gpu_runs_is_launch_bound():
                                  host_samples_ns=(int(host_ms * 1e6),) * 5))
 
     assert row(0.95)["launch_bound"] is True and row(0.1)["launch_bound"] is False
+    assert row(0.95)["enqueue_ms_p50"] == pytest.approx(0.95)  # named for what the host's clock sees: enqueue time
     assert result_row(Result(case=Case("lenet5"), status="ok", samples_ns=(1,) * 5))["launch_bound"] is None
 
 
