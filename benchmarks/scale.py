@@ -40,7 +40,7 @@ SMOKE_SUITE = ["--models", "lenet5", "--batch-sizes", "1,2", "--precision", "fp3
 
 def with_services(argv: list[str]) -> int:
     """This script again, under a PostgreSQL server and a Slurm cluster of its own, both stopped when it ends."""
-    script = ('source scripts/postgres.sh; source scripts/slurm.sh; trap "slurm_stop; postgres_stop" EXIT; '
+    script = ('source scripts/setup.sh; source scripts/postgres.sh; source scripts/slurm.sh; trap "slurm_stop; postgres_stop" EXIT; '
               'postgres_start; slurm_start; CNNBENCH_SCALE_SERVICES=1 .venv/bin/python benchmarks/scale.py "$@"')
     return subprocess.run(["bash", "-c", script, "scale.py", *argv], cwd=ROOT).returncode
 
