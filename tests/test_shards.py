@@ -47,12 +47,15 @@ def test_the_partition_deals_whole_groups_in_turn_and_covers_every_case_once():
     assert shard_keys(settings, Shard(4, 4)) == {case.key for case in groups[3]}
 
 
-def test_a_dry_run_of_a_shard_lists_its_own_cases():
-    whole = cli("run", *TINY, "--dry-run")
-    second = cli("run", *TINY, "--dry-run", "--shard", "2/2")
-    assert whole.returncode == 0 and second.returncode == 0
-    assert second.stdout.split() == whole.stdout.split()[2:]  # the second group: batch 2
-    assert second.stderr == "2 cases in shard 2/2 of suite 'quick+flags'\n"
+def test_a_dry_run_of_a_shard_lists_its_own_cases(capsys):
+    from bench.cli import main
+
+    assert main(["run", *TINY, "--dry-run"]) == 0
+    whole = capsys.readouterr().out
+    assert main(["run", *TINY, "--dry-run", "--shard", "2/2"]) == 0
+    second = capsys.readouterr()
+    assert second.out.split() == whole.split()[2:]  # the second group: batch 2
+    assert second.err == "2 cases in shard 2/2 of suite 'quick+flags'\n"
 
 
 def test_shard_and_run_id_values_are_checked():
@@ -84,7 +87,9 @@ def test_bad_shard_flags_are_one_line_before_any_work(tmp_path, argv, message):
     assert not (tmp_path / "s.db").exists()
 
 
-def test_two_shards_make_one_run_with_every_case_once(tmp_path):  # into PostgreSQL: tests/test_submit.py
+def test_two_shards_make_one_run_with_every_case_once(tmp_path, capsys):  # into PostgreSQL: tests/test_submit.py
+    from bench.cli import main
+
     store_url = str(tmp_path / "s.db")
     first = cli("run", *TINY, "--store", store_url, "--shard", "1/2", "--run-id", "nightly", "--machine", "box-a")
     assert first.returncode == 0, first.stderr
@@ -105,14 +110,18 @@ def test_two_shards_make_one_run_with_every_case_once(tmp_path):  # into Postgre
     assert [(s["shard"], s["shards"], s["machine"], s["cases_total"], s["cases_done"]) for s in shards] == \
         [(1, 2, "box-a", 2, 2), (2, 2, "box-b", 2, 2)]
     assert all(s["finished_at"] and s["environment"]["hostname"] and s["calibration"] for s in shards)
-    listed = cli("runs", "--store", store_url)
-    assert "shards done" in listed.stdout and "2/2" in listed.stdout
-    # the same shard planned otherwise, another shard count, a second plain run under the id: one line each
-    other = cli("run", *TINY[:-1], "--store", store_url, "--shard", "1/2", "--run-id", "nightly", "--max-seconds", "0.2")
-    assert other.returncode == 2 and "was planned with other cases or flags" in other.stderr
-    assert cli("run", *TINY, "--store", store_url, "--shard", "1/3", "--run-id", "nightly").returncode == 2
-    plain = cli("run", *TINY, "--store", store_url, "--run-id", "nightly")
-    assert plain.returncode == 2 and "is already in" in plain.stderr and "--resume nightly" in plain.stderr
+    assert main(["runs", "--store", store_url]) == 0
+    listed = capsys.readouterr().out
+    assert "shards done" in listed and "2/2" in listed
+    # the same shard planned otherwise, another shard count, a second plain run under the id: one line each, before
+    # any calibration or measuring (here, in this process)
+    assert main(["run", *TINY[:-1], "--store", store_url, "--shard", "1/2", "--run-id", "nightly",
+                 "--max-seconds", "0.2"]) == 2
+    assert "was planned with other cases or flags" in capsys.readouterr().err
+    assert main(["run", *TINY, "--store", store_url, "--shard", "1/3", "--run-id", "nightly"]) == 2
+    assert main(["run", *TINY, "--store", store_url, "--run-id", "nightly"]) == 2
+    plain = capsys.readouterr().err
+    assert "is already in" in plain and "--resume nightly" in plain
     assert len(store.results("nightly")) == 4
 
 
@@ -122,7 +131,8 @@ def store_cases(store, run_id):
     return [Case.from_dict(c) for c in store.run(run_id)["settings"]["cases"]]
 
 
-def test_a_shard_run_twice_at_once_leaves_one_row_per_case(store_url, tmp_path):
+def test_a_shard_run_twice_at_once_leaves_one_row_per_case(tmp_path):  # PostgreSQL: tests/test_submit.py
+    store_url = str(tmp_path / "s.db")
     Store(store_url)
     args = ["run", "--models", "fault_slow", "--batch-sizes", "1,2", "--precision", "fp32",
             "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.2", "--quiet",
@@ -142,7 +152,7 @@ def test_a_shard_run_twice_at_once_leaves_one_row_per_case(store_url, tmp_path):
     assert row["finished_at"] is not None and (row["shards"], row["shards_done"]) == (1, 1)
 
 
-def test_a_shard_killed_mid_run_is_finished_by_resume_on_another_machine(tmp_path):
+def test_a_shard_killed_mid_run_is_finished_by_resume_on_another_machine(tmp_path, capsys):
     db = str(tmp_path / "s.db")
     args = ["run", "--models", "fault_slow", "--batch-sizes", "1,2,3,4", "--precision", "fp32",
             "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.3", "--quiet", "--store", db,
@@ -162,8 +172,10 @@ def test_a_shard_killed_mid_run_is_finished_by_resume_on_another_machine(tmp_pat
     store = Store(db, create=False)
     before = {r.case.key: r for r in store.results("r")}
     assert len(before) == 1  # shard 2 of 2: batches 2 and 4
-    wrong = cli("run", "--resume", "r", "--store", db, "--shard", "2/3")
-    assert wrong.returncode == 2 and "has 2 shards, not 3" in wrong.stderr
+    from bench.cli import main
+
+    assert main(["run", "--resume", "r", "--store", db, "--shard", "2/3"]) == 2
+    assert "has 2 shards, not 3" in capsys.readouterr().err
     done = cli("run", "--resume", "r", "--store", db, "--shard", "2/2", "--machine", "second", "--quiet")
     assert done.returncode == 0, done.stderr
     after = {r.case.key: r for r in store.results("r")}
