@@ -38,16 +38,16 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import logging
 import math
 import os
+import socket
 import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
-import logging
-import socket
 
 from . import environment, instructions, processes
 from .analysis import analyse
@@ -315,6 +315,7 @@ def execute(store: Store, run: "NewRun | str", *, shard: Optional[Shard] = None,
     shard's pending cases, and its row renewed with ``machine`` (default: the hostname) and this job's id.
     Every result is labelled with the machine that measured it."""
     run_id = run.id if isinstance(run, NewRun) else run
+    here = machine or socket.gethostname()
     shard_row = run.shard if isinstance(run, NewRun) else None
     if shard_row is not None:
         shard = Shard(shard_row["shard"], shard_row["shards"])
@@ -335,9 +336,9 @@ def execute(store: Store, run: "NewRun | str", *, shard: Optional[Shard] = None,
             todo = [case for case in todo if case.key in keys]
             if not isinstance(run, NewRun):  # resumed: the shard's row names this runner now
                 store.start_shard(run_id, {"shard": shard.index, "shards": shard.count, "job_id": job_id(),
-                                           "machine": machine or socket.gethostname(), "cases_total": len(keys),
+                                           "machine": here, "cases_total": len(keys),
                                            "started_at": time.time()})
-        label = shard_row["machine"] if shard_row else unsaved["machine"] if unsaved else machine or socket.gethostname()
+        label = shard_row["machine"] if shard_row else unsaved["machine"] if unsaved else here
         _measure(store, run_id, record, unsaved, shard_row, todo, sampling, options, label, on_start, on_result)
         if shard is not None:
             store.finish_shard(run_id, shard.index)
@@ -366,12 +367,11 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
     for members in group_cases(todo, grouping or "none"):
         if sharded and unsaved is None:  # another runner of this shard (submitted twice) may have stored some
             stored = store.done_keys(run_id)
-            if any(case.key in stored for case in members):
-                done += len(members)
-                members = [case for case in members if case.key not in stored]
-                done -= len(members)
-                if not members:
-                    continue
+            left = [case for case in members if case.key not in stored]
+            done += len(members) - len(left)
+            members = left
+            if not members:
+                continue
         probe()
         for case in members:
             on_start(case, done, len(todo))
