@@ -13,6 +13,7 @@ socket pair; one JSON message a packet):
     runner -> server  {"module", "args", "env", "cwd"} with 3 file descriptors
                       (the child's stdin, stdout, stderr) passed alongside
     server -> runner  {"pid": PID}                           the child's pid
+    runner -> server  {"drop": true}                         a group builder frees its model
     server -> runner  {"exit": PID, "code": CODE}            when a child ends
                       (CODE as ``Popen.returncode``: -N for signal N)
 A child runs in a new session (``setsid``), so killing its process group takes
@@ -20,6 +21,17 @@ down what it starts; it takes the request's environment, working directory and
 ``PYTHONPATH`` entries, and runs the module's ``main(ARGS)``, as ``python -m MODULE ARGS`` would.
 When the runner's end closes (the runner ended, however), the server kills
 every child's group and exits: no worker outlives its runner.
+
+A comparison group's builder (``python -m bench.forkserver FD --prebuild CASES``,
+itself forked from the runner's server with its socket as stdin, FD 0): before it
+says it is ready, it builds, on one thread, the model, input and reference output
+that every member of the group starts from (``bench.prepare.prebuild``; CPU
+cases of one model, batch, input and mode), then forks the group's workers as
+above: each copies that base into memory of its own instead of building the same
+model again (a VGG: about 1 s of weight initialisation and a reference forward
+per member). One thread, so that no OpenMP pool exists to be forked over (the
+thread count is checked, as after the imports). A build that fails is said on
+stderr, and the members then build their own (and meet the failure themselves).
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ import select
 import signal
 import socket
 import sys
-from typing import Any
+from typing import Any, Optional
 
 PRELOAD = ("torch", "torchvision", "bench.worker", "bench.profiling", "classic_cnns")  # imported, never run
 
@@ -40,12 +52,26 @@ def _send(sock: socket.socket, obj: dict[str, Any]) -> None:
     sock.send(json.dumps(obj).encode())
 
 
-def _child(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
+def _die_with(parent: int) -> None:
+    """SIGKILL this child when the server that forked it ends, however (Linux's ``PR_SET_PDEATHSIG``): a group
+    builder's workers are its children, not the runner's server's, which kills only its own children's groups."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the request took hold
+        os._exit(1)
+
+
+def _child(request: dict[str, Any], fds: list[int], sock: socket.socket, server_pid: int) -> None:
     """In the forked child: become the worker the request names; never returns."""
     code = 1
     try:
         sock.close()
         os.setsid()
+        _die_with(server_pid)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         for fd in fds:
@@ -84,9 +110,25 @@ def _child(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None
         os._exit(code)
 
 
-def serve(sock: socket.socket) -> int:
+def _prebuild(cases: list[dict[str, Any]]) -> None:
+    import torch
+
+    from bench.cases import Case
+    from bench.prepare import prebuild
+
+    torch.set_num_threads(1)
+    try:
+        prebuild([Case.from_dict(case) for case in cases])
+    except Exception as exc:  # noqa: BLE001 - the members build their own and say what fails
+        print(f"fork server: the group's model was not built ahead ({type(exc).__name__}: {exc}); "
+              "each member builds its own", file=sys.stderr)
+
+
+def serve(sock: socket.socket, prebuild: Optional[list[dict[str, Any]]] = None) -> int:
     for name in PRELOAD:
         __import__(name)
+    if prebuild:
+        _prebuild(prebuild)
     threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
     if threads > 1:  # a fork copies only this thread: refuse rather than risk a lock held by another
         print(f"fork server: {threads} threads after imports; workers will be started from nothing",
@@ -123,12 +165,18 @@ def serve(sock: socket.socket) -> int:
             if not message:
                 return 0  # the runner is gone
             request = json.loads(message)
+            if request.get("drop"):  # a group builder whose members all started: its model is theirs now
+                from bench.prepare import drop_bases
+
+                drop_bases()
+                continue
+            server_pid = os.getpid()
             pid = os.fork()
             if pid == 0:
                 signal.set_wakeup_fd(-1)
                 os.close(wake_read)
                 os.close(wake_write)
-                _child(request, fds, sock)
+                _child(request, fds, sock, server_pid)
             for fd in fds:
                 os.close(fd)
             children.add(pid)
@@ -151,7 +199,8 @@ def serve(sock: socket.socket) -> int:
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the runner, which closes the socket
-    return serve(socket.socket(fileno=int(argv[0])))
+    prebuild = json.loads(argv[2]) if argv[1:2] == ["--prebuild"] else None
+    return serve(socket.socket(fileno=int(argv[0])), prebuild)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,13 @@ Method (``run_group``)
     Members: one serving worker per case (``python -m bench.worker --serve``,
     from another checkout when ``Arm.src`` is set), started and made ready one
     after another (built, checked, cold-started and warmed up on its own, so no
-    build overlaps a timed block), all pinned to the same CPUs.
+    build overlaps a timed block), all pinned to the same CPUs. Where every
+    member is a CPU case of this checkout with one model, batch, input and mode
+    (the default grouping's groups), the fp32 model, input and reference output
+    they all start from are built once, by a group builder they are forked from
+    (``processes.group_builder``, ``bench.forkserver``), and each member copies
+    them into memory of its own before its casts and conversions: the same
+    model, no longer built once per member.
 
     Rounds: each member in turn runs a block of at least one iteration and
     ``block_s`` seconds, while the others wait idle on their input. The order
@@ -22,6 +28,11 @@ Method (``run_group``)
     multi-threaded CPU block the worker sleeps ``settle_s`` before it answers,
     outside its timed iterations (OpenMP's idle threads spin for 1-3 ms and
     would steal the CPUs from the next member).
+
+    Probe: where the caller gives one (the runner's machine-speed probe,
+    ``bench.probe``), it runs in the caller's process as one more member of a
+    round, at a shuffled place in it, at most every ``probe_every_s`` seconds:
+    the group's window gets probes of its own, taken while the members wait.
 
     Stopping: at least ``min_rounds`` rounds, then as soon as ``enough`` (the
     caller's rule, on the round medians) holds, or the blocks have taken
@@ -35,6 +46,8 @@ Method (``run_group``)
 from __future__ import annotations
 
 import json
+import logging
+import math
 import random
 import select
 import subprocess
@@ -44,8 +57,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from .cases import Case, Measure
-from .processes import exit_reason, kill_group, shared_cpus, start
+from .prepare import base_key
+from .processes import ForkServer, exit_reason, group_builder, kill_group, shared_cpus, start
 from .stats import median
+
+log = logging.getLogger(__name__)
 
 SETTLE_S = 0.005  # after a multi-threaded CPU block: OpenMP's idle threads spin for about 1-3 ms
 
@@ -92,12 +108,13 @@ class _Gone(Exception):
 class _Worker:
     """A serving worker process (``bench.worker --serve``) and its line protocol."""
 
-    def __init__(self, name: str, arm: Arm, sampling: Measure, request_extra: dict[str, Any]) -> None:
+    def __init__(self, name: str, arm: Arm, sampling: Measure, request_extra: dict[str, Any],
+                 server: Optional[ForkServer] = None) -> None:
         self.name = name
         self.timeout = sampling.timeout_s
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker never blocks on it
         self.proc = start("bench.worker", ["--serve"], src=arm.src, stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+                          stdout=subprocess.PIPE, stderr=self.stderr, text=True, server=server)
         self.send({"case": arm.case.to_dict(), "measure": asdict(sampling), **request_extra})
 
     def send(self, obj: dict[str, Any]) -> None:
@@ -137,6 +154,25 @@ def settle_for(cases: Sequence[Case]) -> float:
     return SETTLE_S if all(c.device == "cpu" for c in cases) and max(c.threads for c in cases) > 1 else 0.0
 
 
+def shares_build(arms: Sequence[Arm]) -> bool:
+    """Whether the arms' workers can start from one model built ahead: CPU cases of this checkout, one base
+    (``bench.prepare.base_key``: model, batch, input, mode)."""
+    return (len(arms) > 1 and all(arm.src is None and arm.case.device == "cpu" for arm in arms)
+            and len({base_key(arm.case) for arm in arms}) == 1)
+
+
+def _builder(arms: Sequence[Arm], sampling: Measure) -> Optional[ForkServer]:
+    """The group's builder (``processes.group_builder``) where the arms share a build, else None; one that
+    cannot start is a warning, and the members build their own."""
+    if not shares_build(arms):
+        return None
+    try:
+        return group_builder([arm.case for arm in arms], sampling.timeout_s)
+    except OSError as exc:
+        log.warning("%s; each member builds its own model", exc)
+        return None
+
+
 def _order(n_members: int, round_index: int, rng: random.Random) -> list[int]:
     if n_members <= 2:
         return list(range(n_members)) if round_index % 2 == 0 else list(reversed(range(n_members)))
@@ -149,7 +185,8 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
               names: Optional[Sequence[str]] = None, block_s: float = 0.0, min_rounds: int = 20,
               max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
               pin: bool = True, settle_s: Optional[float] = None, finish: bool = False,
-              stop_on_failure: bool = False) -> GroupRun:
+              stop_on_failure: bool = False, probe: Optional[Callable[[], None]] = None,
+              probe_every_s: float = 0.5) -> GroupRun:
     """Interleave the arms' cases (see the module docstring). Never raises for a failing member.
 
     ``finish`` asks each worker for its memory figures at the end (workers of this
@@ -163,7 +200,8 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
     members = [Member(arm) for arm in arms]
     names = list(names or [arm.case.key for arm in arms])
     workers: list[Optional[_Worker]] = [None] * len(arms)
-    rng = random.Random(0)
+    rng, probe_rng = random.Random(0), random.Random(1)
+    last_probe = -math.inf
 
     def leave(i: int, status: str, reason: str) -> None:
         members[i].status, members[i].reason = status, reason
@@ -172,9 +210,10 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
             workers[i] = None
 
     spent, rounds, stop = 0.0, 0, "max rounds"
+    builder = _builder(arms, sampling)
     try:
         for i, arm in enumerate(arms):  # one after another: no build overlaps another's warm-up
-            workers[i] = _Worker(names[i], arm, sampling, extra)
+            workers[i] = _Worker(names[i], arm, sampling, extra, builder)
             try:
                 hello = workers[i].receive()
             except _Gone as gone:
@@ -184,10 +223,19 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
                 leave(i, hello.get("status", "error"), f"{names[i]}: {hello.get('reason', '')}")
             else:
                 members[i].figures = {k: v for k, v in hello.items() if k != "ready"}
+        if builder is not None:
+            builder.drop()  # every member holds its own copy: the builder's memory goes back before any block
         while any(m.active for m in members) and not (stop_on_failure and not all(m.active for m in members)):
             for member in members:
                 member.round_ns.append(None)
-            for i in _order(len(arms), rounds, rng):
+            order: list[Optional[int]] = list(_order(len(arms), rounds, rng))
+            if probe is not None and time.perf_counter() - last_probe >= probe_every_s:
+                order.insert(probe_rng.randrange(len(order) + 1), None)
+            for i in order:
+                if i is None:
+                    last_probe = time.perf_counter()
+                    probe()
+                    continue
                 if not members[i].active:
                     continue
                 b0 = time.perf_counter()
@@ -222,6 +270,8 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
         for worker in workers:
             if worker is not None:
                 worker.close()
+        if builder is not None:
+            builder.close()
     return GroupRun(tuple(members), rounds, spent, stop)
 
 

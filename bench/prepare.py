@@ -33,7 +33,8 @@ Method
 
     **Cold start** (``get_ready``) is the first step alone (for ``compile``, the
     compilation with it); a training case is checked before it (the step changes
-    the weights), an inference case after it (so that compiling is in the cold start). **Warm-up** (``warm_up``) then runs until the median of
+    the weights), an inference case on the cold start's own output (an inference
+    step is the check's forward: eval mode, no autograd, the case's autocast). **Warm-up** (``warm_up``) then runs until the median of
     the last three iterations is within 5% of the three before, or the warm-up
     cap passes (``warmup_settled`` says which).
 """
@@ -41,10 +42,12 @@ Method
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import sys
 import time
-from typing import Any, Callable, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -126,24 +129,101 @@ def _first(out: Any) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out[0]
 
 
+@dataclass
+class Base:
+    """What every variant of one model, batch, input and mode is made from (the module docstring's **Build**): the
+    fp32 contiguous model on the case's device, the input, the generator that draws the training labels next, and
+    the reference output (None where no case needs one). ``shared``: its tensors are still a group builder's pages
+    (``bench.forkserver``), not this process's own."""
+
+    model: nn.Module
+    x: torch.Tensor
+    gen: torch.Generator
+    reference: Optional[torch.Tensor]
+    shared: bool = False
+
+
+BaseKey = tuple[str, int, tuple[int, ...], str, str, int]
+_BASES: dict[BaseKey, Base] = {}  # the base this process holds for its case: built ahead (``own_base``, ``prebuild``)
+
+
+def base_key(case: Case, seed: int = 0) -> BaseKey:
+    """The axes a base depends on: cases alike in these differ only in precision, memory format and compiler."""
+    return case.model, case.batch_size, tuple(case.input_shape), case.mode, case.device, seed
+
+
+def build_base(case: Case, seed: int = 0, reference: bool = True) -> Base:
+    """Build the model and input of the module docstring's **Build**, and the reference output if asked."""
+    device = device_of(case.device).torch_device()
+    torch.manual_seed(seed)
+    model = resolve(case.model).build().to(device)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn((case.batch_size, *case.input_shape), generator=gen).to(device)
+    base = Base(model, x, gen, None)
+    if reference:
+        _add_reference(base, case.mode)
+    return base
+
+
+def _add_reference(base: Base, mode: str) -> None:
+    """The reference: same weights, same input, fp32 contiguous eager, in the check's mode, on the case's device."""
+    with _checking(base.model, mode), _fp32_exact():
+        base.reference = _first(base.model(base.x)).float().clone()
+
+
+def prebuild(cases: Sequence[Case], seed: int = 0) -> None:
+    """Build the base that every one of ``cases`` (one base key) starts from, with the reference where one of them
+    is not the reference case, and hold it (``shared``) for the processes forked from this one: a comparison
+    group's builder (``bench.forkserver``), so that its members do not each build the same model."""
+    keys = {base_key(case, seed) for case in cases}
+    if len(keys) != 1:
+        raise ValueError(f"cases of {len(keys)} different models, batches, inputs, modes or devices share no base")
+    base = build_base(cases[0], seed, reference=any(not case.is_reference for case in cases))
+    base.shared = True
+    _BASES.clear()
+    _BASES[keys.pop()] = base
+
+
+def drop_bases() -> None:
+    """Free the bases this process holds (a group builder whose members have all copied theirs)."""
+    _BASES.clear()
+    import gc
+
+    gc.collect()
+
+
+def take_base(case: Case, seed: int = 0) -> Base:
+    """The base of ``case``: the one this process holds (made its own: every parameter and buffer copied out of a
+    group builder's pages, so that no member reads another's physical memory and finds it in the cache), else
+    built now."""
+    base = _BASES.pop(base_key(case, seed), None)
+    if base is None:
+        return build_base(case, seed, reference=not case.is_reference)
+    if base.shared:
+        with torch.no_grad():
+            for tensor in itertools.chain(base.model.parameters(), base.model.buffers()):
+                tensor.data = tensor.data.clone()
+        base.x, base.shared = base.x.clone(), False
+    if base.reference is None and not case.is_reference:
+        _add_reference(base, case.mode)
+    return base
+
+
+def own_base(case: Case, seed: int = 0) -> None:
+    """Hold the base of ``case`` in this process's own memory now (``take_base``), for the next ``Prepared``: a
+    worker calls it before its memory window opens, so that the window counts what the case adds to its model."""
+    _BASES[base_key(case, seed)] = take_base(case, seed)
+
+
 class Prepared:
     """The model and input of a case, transformed as it asks, and its step function."""
 
     def __init__(self, case: Case, seed: int = 0) -> None:
         self.case, self.device = case, device_of(case.device)
         precision = PRECISIONS[case.precision]
-        device = self.device.torch_device()
-        torch.manual_seed(seed)
-        model = resolve(case.model).build()
-        gen = torch.Generator().manual_seed(seed + 1)
-        x = torch.randn((case.batch_size, *case.input_shape), generator=gen)
-        # The reference: same weights, same input, fp32 contiguous eager, in the check's mode, on the case's device.
-        model = model.to(device)
-        x = x.to(device)
-        self.reference: Optional[torch.Tensor] = None
-        if not case.is_reference:
-            with _checking(model, case.mode), _fp32_exact():
-                self.reference = _first(model(x)).float().clone()
+        base = take_base(case, seed)
+        model, x, gen = base.model, base.x, base.gen
+        self.reference = None if case.is_reference else base.reference
         if precision.weights != "float32":
             model = model.to(dtype(precision.weights))
             x = x.to(dtype(precision.weights))
@@ -155,7 +235,7 @@ class Prepared:
         if num_classes is None:
             with torch.inference_mode():
                 num_classes = _first(model.eval()(x[:1])).shape[-1]
-        self.labels = torch.randint(0, num_classes, (case.batch_size,), generator=gen).to(device)
+        self.labels = torch.randint(0, num_classes, (case.batch_size,), generator=gen).to(x.device)
         self.callable: Callable[..., Any] = torch.compile(model, mode=case.compile_mode) if case.compile_mode else model
         # float16 autocast trains with a gradient scaler (its gradients underflow without one)
         self.scaler = (torch.amp.GradScaler(self.device.kind) if case.mode == "train" and precision.autocast
@@ -241,16 +321,17 @@ def _checking(model: nn.Module, mode: str) -> Iterator[None]:
                 buffer.copy_(saved[name])
 
 
-def validity(prep: Prepared) -> dict[str, Any]:
+def validity(prep: Prepared, out: Optional[torch.Tensor] = None) -> dict[str, Any]:
     """The validity figures of ``bench.record.Result``: check_channels_last, output_dtype, check_dtype,
-    output_max_abs_err, output_rel_err, check_output (each only where it applies)."""
+    output_max_abs_err, output_rel_err, check_output (each only where it applies); of ``out``, an inference
+    step's main output, where given, else of a forward of its own (``Prepared.forward_checked``)."""
     case, checks = prep.case, {}
     precision = PRECISIONS[case.precision]
     if case.memory_format == "channels_last":
         weights = [m.weight for m in prep.model.modules() if isinstance(m, nn.Conv2d)]
         checks["check_channels_last"] = prep.x.is_contiguous(memory_format=torch.channels_last) and all(
             w.is_contiguous(memory_format=torch.channels_last) for w in weights)
-    out = prep.forward_checked()
+    out = prep.forward_checked() if out is None else out
     checks["output_dtype"] = str(out.dtype).replace("torch.", "")
     checks["check_dtype"] = out.dtype == dtype(precision.compute)
     if prep.reference is not None:
@@ -319,11 +400,11 @@ def get_ready(case: Case, warmup_cap_s: float, figures: dict[str, Any]) -> Calla
         figures.update(validity(prep))
     step = prep.step()
     t0 = time.perf_counter_ns()
-    step()
+    out = step()
     sync(case)
     figures["cold_start_ms"] = (time.perf_counter_ns() - t0) / 1e6
     if case.mode == "infer":
-        figures.update(validity(prep))
-        step = prep.step()
+        figures.update(validity(prep, _first(out)))
+    del out
     figures["warmup_iterations"], figures["warmup_settled"] = warm_up(step, case, warmup_cap_s)
     return step

@@ -1,4 +1,4 @@
-"""The machine-speed track: one fixed probe, measured between comparison groups all through a run.
+"""The machine-speed track: one fixed probe, measured all through a run, inside comparison groups and between them.
 
 Why: a shared machine's speed drifts by tens of percent over seconds and
 minutes. Paired ratios cancel the drift inside a group; absolute figures do
@@ -7,31 +7,39 @@ says by how much, so a reader can tell the machine's movement from the code's.
 
 Method
     The probe (``probe_gflop_s``): a float32 matmul of ``PROBE_N`` square
-    (about 0.1 GFLOP, about half a millisecond on 2 cores), repeated for
-    ``PROBE_S`` seconds (at least ``PROBE_REPEATS`` times) in the runner process
-    with the run's largest thread count; its value is the *median* repeat's
-    rate: the machine's typical speed over those 0.1 s, not its best, and not
-    the few milliseconds that 9 repeats would last. It runs
-    before the first group, between groups (no worker is then alive, so it
-    measures the machine, not a contention with the benchmark) and after the
-    last; stored per run (``Store.add_probe``) with its unix time and the
-    machine's label. A sharded run's machines each probe their own speed: a
-    case is set against the track of the machine that measured it
-    (``own_track``).
+    (about 0.1 GFLOP, about half a millisecond on 2 cores), repeated for a
+    fixed time (at least ``PROBE_REPEATS`` times) in the runner process with
+    the run's largest thread count; its value is the *median* repeat's rate:
+    the machine's typical speed over that time, not its best. It runs for
+    ``PROBE_S`` before the first group, between groups (no worker is then
+    alive, so it measures the machine, not a contention with the benchmark)
+    and after the last; and, for ``PROBE_GROUP_S``, inside every comparison
+    group as one more member of its rounds (``bench.group``: at a shuffled
+    place in a round, at most every ``PROBE_EVERY_S``), so that the group's
+    own window has probes of its own. Every probe is stored per run
+    (``Store.add_probe``) with its unix time and the machine's label. A
+    sharded run's machines each probe their own speed: a case is set against
+    the track of the machine that measured it (``own_track``).
 
-    A case's speed (``speed_during``): the median of the probes taken from the
-    last one at or before the case's start to the first one at or after its
-    end, over the median of the whole track: 1.0 is the run's typical speed,
-    0.8 a machine 20% slower than typical while the case ran.
+    A case's speed (``speed_during``): the median of the probes inside the
+    case's window (a grouped case's: its group's own), or, where none fell
+    inside (a case measured alone), of the probes from the last one at or
+    before its start to the first one at or after its end; over the median of
+    the whole track: 1.0 is the run's typical speed, 0.8 a machine 20% slower
+    than typical while the case ran.
 
     The run's movement (``movement``): the 5th and 95th percentiles of the
     track over its median, and its extremes, in per cent.
 
     The run's spread (``spread``): the robust standard deviation (1.4826 x
-    MAD) of the log of the probe's speed over the track, with at least
-    ``MIN_SPREAD_PROBES`` probes: how much the machine's speed differs from one
-    moment of the run to another. ``bench.results`` widens each case's p50
-    interval by it (``rerun_interval``): a rerun happens at another moment.
+    MAD) of the log of the machine's speed from one case's window to another
+    (``speed_during`` of each distinct window: a group's members share one),
+    with at least ``MIN_SPREAD_WINDOWS`` windows: how much the machine's speed,
+    averaged as a case averages it, differs from one moment of the run to
+    another. ``bench.results`` widens each case's p50 interval by it
+    (``rerun_interval``): a rerun happens at another moment. (Single probes
+    would not do: a 20 ms probe sees the machine's fast swings in full, which
+    a case's window of seconds averages away.)
 """
 
 from __future__ import annotations
@@ -45,14 +53,16 @@ from .stats import median, percentile, robust_sd
 
 PROBE_N = 384
 PROBE_REPEATS = 9
-PROBE_S = 0.1
-MIN_SPREAD_PROBES = 5  # fewer say little about how the machine's speed varies
+PROBE_S = 0.1  # between groups
+PROBE_GROUP_S = 0.02  # inside a group, as one more member of a round
+PROBE_EVERY_S = 0.5  # inside a group: at most this often
+MIN_SPREAD_WINDOWS = 5  # fewer say little about how the machine's speed varies from one window to another
 
 Track = Sequence[tuple[float, float]]  # (unix time, GFLOP/s), in time order
 
 
-def probe_gflop_s(threads: int) -> float:
-    """The probe's rate now: the median of timed matmuls over ``PROBE_S`` (see the module docstring)."""
+def probe_gflop_s(threads: int, seconds: float = PROBE_S) -> float:
+    """The probe's rate now: the median of timed matmuls over ``seconds`` (see the module docstring)."""
     import torch
 
     saved = torch.get_num_threads()
@@ -62,7 +72,7 @@ def probe_gflop_s(threads: int) -> float:
         b = torch.randn(PROBE_N, PROBE_N)
         torch.mm(a, b)  # the first call allocates and picks the kernel
         rates: list[float] = []
-        until = time.perf_counter() + PROBE_S
+        until = time.perf_counter() + seconds
         while len(rates) < PROBE_REPEATS or time.perf_counter() < until:
             t0 = time.perf_counter_ns()
             torch.mm(a, b)
@@ -73,13 +83,18 @@ def probe_gflop_s(threads: int) -> float:
 
 
 def speed_during(track: Track, start: float, end: float) -> Optional[float]:
-    """The probe's speed over [start, end] relative to the whole track's median; None without a track."""
+    """The probe's speed over [start, end] relative to the whole track's median (see the module docstring);
+    None without a track."""
     if not track:
         return None
     times = [at for at, _ in track]
-    first = max(0, bisect.bisect_right(times, start) - 1)
-    last = min(len(track), bisect.bisect_left(times, end) + 1)
-    window = [value for _, value in track[first:last]] or [track[-1][1]]
+    first_inside, after = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
+    if first_inside < after:
+        window = [value for _, value in track[first_inside:after]]
+    else:
+        first = max(0, bisect.bisect_right(times, start) - 1)
+        last = min(len(track), bisect.bisect_left(times, end) + 1)
+        window = [value for _, value in track[first:last]] or [track[-1][1]]
     typical = median([value for _, value in track])
     return median(window) / typical if typical > 0 else None
 
@@ -92,13 +107,14 @@ def own_track(tracks: "dict[Optional[str], list[tuple[float, float]]]", machine:
     return sorted(point for points in tracks.values() for point in points)
 
 
-def spread(track: Track) -> Optional[float]:
-    """The robust SD of the log of the probe's speed over the run (see the module docstring); None with fewer
-    than ``MIN_SPREAD_PROBES`` probes."""
-    values = [value for _, value in track if value > 0]
-    if len(values) < MIN_SPREAD_PROBES:
+def spread(track: Track, windows: Sequence[tuple[float, float]]) -> Optional[float]:
+    """The robust SD of the log of the machine's speed over the distinct case ``windows`` (start, end) of a run
+    (see the module docstring); None with fewer than ``MIN_SPREAD_WINDOWS`` windows that have a speed."""
+    speeds = [speed_during(track, start, end) for start, end in sorted(set(windows))]
+    logs = [math.log(speed) for speed in speeds if speed]
+    if len(logs) < MIN_SPREAD_WINDOWS:
         return None
-    return robust_sd([math.log(value) for value in values])
+    return robust_sd(logs)
 
 
 def movement(track: Track) -> Optional[dict[str, float]]:

@@ -52,25 +52,44 @@ def checkout(src: str) -> Path:
 
 
 class ForkServer:
-    """The runner's side of ``bench.forkserver``: started on first use, one per runner process."""
+    """The runner's side of ``bench.forkserver``: started on first use, one per runner process; or, forked from
+    that one (``parent``), a comparison group's builder that holds the group's model built ahead (``prebuild``:
+    the members' cases, see ``bench.forkserver``), ready within ``ready_s`` seconds or an OSError."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Optional["ForkServer"] = None, prebuild: Optional[Sequence[Case]] = None,
+                 ready_s: float = 120.0) -> None:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.forkserver", str(theirs.fileno())],
-                                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     start_new_session=True,
-                                     # numpy's OpenBLAS would start a thread server at import: one thread
-                                     # fewer to fork over (numpy's BLAS times nothing in a worker)
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1"))
-        theirs.close()
+        # numpy's OpenBLAS would start a thread server at import: one thread fewer to fork over (numpy's BLAS
+        # times nothing in a worker)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1")
+        self.stderr = tempfile.TemporaryFile()
+        self.proc: "subprocess.Popen | Forked"
+        try:
+            if parent is None:
+                self.proc = subprocess.Popen([sys.executable, "-m", "bench.forkserver", str(theirs.fileno())],
+                                             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, start_new_session=True, env=env)
+            else:  # its end of the socket is its stdin
+                cases = json.dumps([case.to_dict() for case in prebuild or ()])
+                self.proc = Forked(parent, "bench.forkserver", ["0", "--prebuild", cases], env,
+                                   theirs.fileno(), subprocess.DEVNULL, self.stderr, False)
+        finally:
+            theirs.close()
         self.exits: dict[int, int] = {}
         self.requests = 0
         try:
-            if not self._receive(120).get("ready"):
-                raise OSError("the fork server did not start")
+            if not self._receive(ready_s).get("ready"):
+                raise OSError(f"the fork server did not start: {self.said() or 'no answer'}")
         except OSError:
             self.close()
             raise
+
+    def said(self) -> str:
+        """The last line the server wrote to its stderr ("" for none; the runner's own server writes to the
+        runner's stderr)."""
+        self.stderr.seek(0)
+        lines = self.stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
 
     def _receive(self, timeout: Optional[float]) -> dict[str, Any]:
         """The next message, or {} when none came within ``timeout``; an exit report is kept on the way."""
@@ -96,6 +115,10 @@ class ForkServer:
             if "pid" in message and message.get("id") == self.requests:
                 return message["pid"]
 
+    def drop(self) -> None:
+        """A group builder: free the model built ahead (every member has its own copy by now)."""
+        self.sock.send(json.dumps({"drop": True}).encode())
+
     def wait(self, pid: int, timeout: Optional[float]) -> Optional[int]:
         """The child's exit code, or None when it is still running after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -110,8 +133,8 @@ class ForkServer:
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            kill_group(self.proc)
+        self.stderr.close()
 
 
 class Forked:
@@ -214,12 +237,13 @@ def _fork_server() -> Optional[ForkServer]:
 
 def start(module: str, args: Sequence[str], *, src: Optional[str] = None, stdin: Any = subprocess.DEVNULL,
           stdout: Any = subprocess.DEVNULL, stderr: "int | IO[Any]" = subprocess.PIPE,
-          text: bool = False) -> "subprocess.Popen | Forked":
+          text: bool = False, server: Optional[ForkServer] = None) -> "subprocess.Popen | Forked":
     """``python -m MODULE ARGS`` in a new session, unbuffered; with ``src``, that checkout's code runs.
 
-    Forked from the fork server where there is one and ``src`` is not given (see the module docstring)."""
+    Forked from ``server`` (a group's builder, ``group_builder``), else from the runner's fork server where there
+    is one and ``src`` is not given (see the module docstring)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    server = None if src else _fork_server()
+    server = None if src else server or _fork_server()
     if server is not None:
         return Forked(server, module, args, env, stdin, stdout, stderr, text)
     cwd = None
@@ -229,6 +253,14 @@ def start(module: str, args: Sequence[str], *, src: Optional[str] = None, stdin:
         cwd = str(root)
     return subprocess.Popen([sys.executable, "-m", module, *args], stdin=stdin, stdout=stdout, stderr=stderr,
                             cwd=cwd, env=env, start_new_session=True, text=text)
+
+
+def group_builder(cases: Sequence[Case], ready_s: float) -> Optional[ForkServer]:
+    """A fork server for one comparison group that has built the members' common model ahead (``ForkServer``'s
+    ``prebuild``), forked from the runner's; None where there is no fork server (the members then build their
+    own, as they would anyway); an OSError saying why where it could not start."""
+    parent = _fork_server()
+    return None if parent is None else ForkServer(parent, cases, ready_s)
 
 
 def wait_for(proc: "subprocess.Popen | Forked", timeout_s: float) -> Optional[str]:

@@ -33,9 +33,9 @@ from . import escape
 from .compare import Thresholds, compare_runs, machine_difference
 from .errors import BadValue, StoreError, cannot
 from .precision import DTYPE_BYTES, weight_dtype
-from .probe import movement_line, own_track
+from .probe import movement_line
 from .record import STATUSES, Result
-from .results import result_row
+from .results import result_rows
 from .store import Store
 
 REFERENCE = "fp32/contiguous/eager"
@@ -72,12 +72,11 @@ def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
     runs = []
     for run_id in run_ids:
         meta = store.run(run_id)
-        tracks = store.tracks(run_id)
         meta["track"] = store.track(run_id)
         results = tuple(store.results(run_id))
         if not results:
             raise StoreError(f"run {run_id!r} has no results yet; nothing to report")
-        frame = pd.DataFrame([result_row(r, meta["calibration"], own_track(tracks, r.machine)) for r in results])
+        frame = pd.DataFrame(result_rows(results, meta["calibration"], store.tracks(run_id)))
         for column in NUMERIC:  # all-None columns would stay objects, and None does no arithmetic
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         frame.insert(0, "run_id", escape.terminal(run_id))

@@ -6,8 +6,8 @@ here from the raw samples (``bench.stats``), never stored twice.
 Derived columns: ``latency_ms_p50/p90/p99/mean/stdev/iqr/min``, the median's 95%
 CI (``latency_ms_p50_ci_low/high``, ``latency_p50_ci_rel``: the measurement's, from block or round medians over
 its window), where a rerun at another moment is expected (``latency_ms_p50_rerun_low/high``,
-``latency_p50_rerun_rel``: that CI widened by the run's machine-speed spread, ``bench.probe.spread``; empty for
-runs with a shorter track), ``throughput_img_s``
+``latency_p50_rerun_rel``: that CI widened by the run's machine-speed spread, ``bench.probe.spread``, from one
+case's window to another; empty for runs with a shorter track), ``throughput_img_s``
 (batch / median latency), ``flops`` (2 x MACs of one forward pass),
 ``step_flops`` (forward only for inference; 3 x the forward for a training step,
 the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 
@@ -44,8 +44,23 @@ COMPILE_FIELDS = tuple(f.name for f in fields(CompileCounts))
 
 
 
-def result_row(result: Result, calibration: Optional[dict[str, float]] = None, track: Track = ()) -> dict[str, Any]:
-    """One case's row (the module docstring names its columns), with the run's calibration and probe track."""
+def result_rows(results: Sequence[Result], calibration: Optional[dict[str, float]],
+                tracks: dict[Optional[str], list[tuple[float, float]]]) -> list[dict[str, Any]]:
+    """A run's rows (``result_row``): each case set against the track of the machine that measured it
+    (``bench.probe.own_track``) and that machine's spread over its cases' windows (``bench.probe.spread``)."""
+    by_machine: dict[Optional[str], list[Result]] = {}
+    for result in results:
+        by_machine.setdefault(result.machine, []).append(result)
+    spreads = {machine: spread(own_track(tracks, machine), [(r.started_at, r.started_at + r.duration_s)
+                                                             for r in mine if r.samples_ns])
+               for machine, mine in by_machine.items()}
+    return [result_row(r, calibration, own_track(tracks, r.machine), spreads[r.machine]) for r in results]
+
+
+def result_row(result: Result, calibration: Optional[dict[str, float]] = None, track: Track = (),
+               log_spread: Optional[float] = None) -> dict[str, Any]:
+    """One case's row (the module docstring names its columns), with the run's calibration, probe track and
+    machine-speed spread (``result_rows``)."""
     case = result.case
     row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
     row["input_shape"] = "x".join(map(str, case.input_shape))
@@ -63,7 +78,7 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
         row["latency_ci_from"] = "rounds" if result.pairing is not None else "blocks"
     row["latency_ms_p50_rerun_low"], row["latency_ms_p50_rerun_high"] = rerun_interval(
         row["latency_ms_p50"], row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"],
-        _nan_if_none(spread(track))) if samples_ms else (math.nan, math.nan)
+        _nan_if_none(log_spread)) if samples_ms else (math.nan, math.nan)
     row["latency_p50_rerun_rel"] = ((row["latency_ms_p50_rerun_high"] - row["latency_ms_p50_rerun_low"]) / 2
                                     / row["latency_ms_p50"] if samples_ms and row["latency_ms_p50"] else math.nan)
     row.update(pairing_columns(result.pairing))
@@ -148,8 +163,7 @@ def load(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd
     st = store if isinstance(store, Store) else open_store(store, create=False)
     run_id = run_id or st.latest_run_id()
     run = st.run(run_id)
-    tracks = st.tracks(run_id)
-    rows = [result_row(r, run["calibration"], own_track(tracks, r.machine)) for r in st.results(run_id)]
+    rows = result_rows(st.results(run_id), run["calibration"], st.tracks(run_id))
     frame = pd.DataFrame(rows)
     frame.insert(0, "run_id", run_id)
     return frame

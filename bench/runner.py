@@ -27,10 +27,17 @@ within ``target_ci``, or ``max_seconds`` of blocks per member, or
 ``max_samples`` rounds. A member that fails leaves with its status and the
 others go on; an invalid member stays (timed, marked invalid, unpaired). A
 group whose workers would not fit in memory together (the static analysis's
-weights, gradients and activations, plus a runtime allowance, against the
-machine's available memory) is split in parts that keep the reference, and
-the part is in the group's label. A group is committed as a whole, so
-``--resume`` measures a group that was in flight again, whole.
+weights, gradients and activations, plus a runtime allowance, and the fp32
+weights its builder holds until the members are ready, against the machine's
+available memory) is split in parts that keep the reference, and the part is
+in the group's label. A group is committed as a whole, so ``--resume``
+measures a group that was in flight again, whole.
+
+The machine-speed track (``bench.probe``): the runner probes before each
+group (no worker alive), inside each group as one more member of its rounds
+(``PROBE_GROUP_S``, at most every ``PROBE_EVERY_S``; the runner's probe threads
+get the members' pause after them), and after the last; the probes are stored
+with the group's results.
 """
 
 from __future__ import annotations
@@ -55,10 +62,10 @@ from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure, group_cases
 from .devices import device_of
 from .errors import BadInput, BadValue, StoreError, WorkerFailed
-from .group import Arm, Member, paired_rounds, run_group
+from .group import SETTLE_S, Arm, Member, paired_rounds, run_group, shares_build
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
-from .probe import probe_gflop_s
+from .probe import PROBE_EVERY_S, PROBE_GROUP_S, PROBE_S, probe_gflop_s
 from .record import Pairing, Result, attached, invalid_reason, timing_status
 from .shards import Shard, job_id, shard_cases, shard_keys
 from .stats import median_ci, median_ci_rel, paired_figures
@@ -355,12 +362,17 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
     grouping = options.group if options.isolation == "process" else "none"
     # the run's largest thread count, resumed or not, so that every probe of the track measures alike
     threads = max(case["threads"] for case in record["settings"]["cases"])
-    track: list[tuple[float, float]] = []  # probes kept until the run is stored with its first results
+    track: list[tuple[float, float]] = []  # probes kept until the group (and the run, at first) is stored
 
-    def probe() -> None:  # the machine-speed track, between groups: no worker is alive (bench.probe)
-        track.append((time.time(), probe_gflop_s(threads)))
-        if unsaved is None:
-            store.add_probe(run_id, *track.pop(), machine)
+    def probe(seconds: float = PROBE_S) -> None:  # the machine-speed track (bench.probe)
+        t0 = time.time()
+        value = probe_gflop_s(threads, seconds)
+        track.append(((t0 + time.time()) / 2, value))
+
+    def in_group() -> None:  # one more member of a group's round, its pause after it as the members have
+        probe(PROBE_GROUP_S)
+        if threads > 1:
+            time.sleep(SETTLE_S)
 
     sharded = "shards" in record["settings"]
     done = 0
@@ -372,13 +384,13 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
             members = left
             if not members:
                 continue
-        probe()
+        probe()  # between groups: no worker is alive
         for case in members:
             on_start(case, done, len(todo))
         if len(members) == 1:
             results = list(_attempts(members[0], sampling, options, one))
         else:
-            results = measure_group(members, sampling, options)
+            results = measure_group(members, sampling, options, in_group)
             for result in list(results):  # --oom-retry: a member out of memory is retried alone, smaller
                 if result.status == "oom" and options.oom_retry:
                     results += list(_attempts(result.case, sampling, options, one))[1:]
@@ -387,8 +399,9 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
             left_out = store.add_results(run_id, results)
         else:  # the run and its first results in one transaction, then the probes it had so far
             left_out = store.store_planned(unsaved, results, shard_row)
-            store.add_track(run_id, track, machine)
             unsaved = None
+        store.add_track(run_id, track, machine)
+        track.clear()
         for result in left_out:
             log.warning("case %s of run %s was stored meanwhile by another runner; this measurement is left out",
                         result.case.key, run_id)
@@ -400,6 +413,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
         probe()
     if unsaved is not None:  # nothing of its own to measure (a shard whose groups are all stored): the plan alone
         store.store_planned(unsaved, [], shard_row)
+    if track:
         store.add_track(run_id, track, machine)
     if not sharded and (todo or record["finished_at"] is None):
         store.finish_run(run_id)
@@ -444,6 +458,11 @@ def _footprint_bytes(case: Case) -> int:
     return RUNTIME_BYTES + weights + (figures.get("activation_bytes") or 0)
 
 
+def _builder_bytes(members: list[Case]) -> int:
+    """What a group's builder (``bench.group``) holds: the fp32 weights of the members' one model."""
+    return (static_figures(members[0]).get("params") or 0) * DTYPE_BYTES["float32"] if members else 0
+
+
 def available_bytes() -> Optional[int]:
     """The kernel's MemAvailable, or None where it is not known."""
     try:
@@ -473,26 +492,31 @@ def split_to_fit(members: list[Case], budget: Optional[int]) -> list[list[Case]]
     return parts
 
 
-def measure_group(members: list[Case], sampling: Measure, options: RunOptions) -> list[Result]:
-    """One comparison group, interleaved (see the module docstring): a Result per member, in the members' order."""
+def measure_group(members: list[Case], sampling: Measure, options: RunOptions,
+                  probe: Optional[Callable[[], None]] = None) -> list[Result]:
+    """One comparison group, interleaved (see the module docstring): a Result per member, in the members' order;
+    ``probe``, the machine-speed probe, runs as one more member of its rounds (``bench.group.run_group``)."""
     grouping_fields = GROUPINGS[options.group or "variant"] or ()
     label = group_label(members, grouping_fields)
     skipped = {case.key: reason for case in members if (reason := skip_reason(case))}
     runnable = [case for case in members if case.key not in skipped]
     budget = available_bytes()
-    parts = split_to_fit(runnable, int(budget * 0.8) if budget else None) if runnable else []
+    if budget:  # a group's builder holds one fp32 copy of the model until its members have theirs
+        budget = int(budget * 0.8) - (_builder_bytes(runnable) if shares_build([Arm(c) for c in runnable]) else 0)
+    parts = split_to_fit(runnable, budget) if runnable else []
     out: dict[str, Result] = {key: Result(case=next(c for c in members if c.key == key), status="skipped",
                                           reason=reason, started_at=time.time()) for key, reason in skipped.items()}
     for n, part in enumerate(parts):
         part_label = label if len(parts) == 1 else f"{label} (part {n + 1} of {len(parts)}: too big for memory together)"
-        for result in _measure_part(part, part_label, sampling, options):
+        for result in _measure_part(part, part_label, sampling, options, probe):
             if result.case.key in out and out[result.case.key].status == "ok":
                 continue  # the reference, measured again in a later part: its first measurement stands
             out[result.case.key] = result
     return [out[case.key] for case in members]
 
 
-def _measure_part(members: list[Case], label: str, sampling: Measure, options: RunOptions) -> list[Result]:
+def _measure_part(members: list[Case], label: str, sampling: Measure, options: RunOptions,
+                  probe: Optional[Callable[[], None]]) -> list[Result]:
     started, t0 = time.time(), time.perf_counter()
     ref_index = _reference_index(members)
 
@@ -512,7 +536,8 @@ def _measure_part(members: list[Case], label: str, sampling: Measure, options: R
 
     run = run_group([Arm(case) for case in members], sampling, enough, block_s=options.block_s,
                     min_rounds=sampling.min_samples, max_rounds=sampling.max_samples,
-                    max_seconds=sampling.max_seconds * len(members), finish=True,
+                    max_seconds=sampling.max_seconds * len(members), finish=True, probe=probe,
+                    probe_every_s=PROBE_EVERY_S,
                     request_extra={"tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
                                    "memory_limit_bytes": options.memory_limit_bytes})
     duration = time.perf_counter() - t0

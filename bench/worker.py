@@ -31,7 +31,9 @@ Method
     shows.
 
     **Memory.** CPU: peak resident memory of this (isolated) process above its
-    resident size once the model and input are built, from the kernel's own
+    resident size once the fp32 model, its input and the reference output are
+    built (``bench.prepare.own_base``; the casts and conversions of the variant
+    come after, inside the window), from the kernel's own
     accounting (``VmHWM`` of ``/proc/self/status``, reset through
     ``/proc/self/clear_refs``); a 1 ms sampler where that reset is refused. CUDA:
     the allocator's peak allocated and reserved bytes while the case is timed:
@@ -69,7 +71,7 @@ from typing import Any, Callable, Iterator, Optional
 from . import processes
 from .cases import BLOCK_S, Case, Measure
 from .devices import device_of
-from .prepare import CompileWatch, Skip, failure, get_ready, set_backends, skip_reason
+from .prepare import CompileWatch, Skip, failure, get_ready, own_base, set_backends, skip_reason
 from .record import Result, invalid_reason, timing_status
 from .stats import median, median_ci_rel
 from .zoo import load_plugins
@@ -161,6 +163,7 @@ def measure(case: Case, sampling: Measure) -> Result:
         if reason:
             raise Skip(reason)
         device.setup(case.threads)
+        own_base(case)  # built before the memory window opens (see the module docstring)
         figures: dict[str, Any] = {}
         watch = CompileWatch() if case.compile_mode else None
         with _cpu_peak_rss() as rss:
@@ -227,12 +230,18 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
     device = device_of(case.device)
     figures: dict[str, Any] = {}
     watch = CompileWatch() if case.compile_mode else None
+    try:
+        reason = skip_reason(case)
+        if reason:
+            raise Skip(reason)
+        device.setup(case.threads)
+        own_base(case)  # built here, or the group builder's copied out (bench.prepare.take_base)
+    except Exception as exc:
+        status, reason = failure(exc)
+        reply({"ready": False, "status": status, "reason": reason})
+        return 0
     with _cpu_peak_rss() as rss:
         try:
-            reason = skip_reason(case)
-            if reason:
-                raise Skip(reason)
-            device.setup(case.threads)
             step = get_ready(case, sampling.warmup_seconds, figures)
         except Exception as exc:
             status, reason = failure(exc)

@@ -168,3 +168,13 @@ def _tiny(**kwargs):
 for _name in HOSTILE_NAMES.values():
     register_model(family="hostile", input_shape=(1, 8, 8))(
         type(_tiny)(_tiny.__code__, _tiny.__globals__, _name))  # the builder's __name__ is the registered name
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def counted_builds(**kwargs):
+    """Sleeps 2 ms per forward; writes its process id to $CNNBENCH_TEST_BUILD_LOG each time it is built."""
+    log = os.environ.get("CNNBENCH_TEST_BUILD_LOG")
+    if log:
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()}\n")
+    return _Tiny(_paced(0.002))

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from bench.probe import MIN_SPREAD_PROBES, PROBE_S, movement, movement_line, probe_gflop_s, speed_during, spread
-from bench.stats import Z95, rerun_interval, robust_sd
+from bench.probe import MIN_SPREAD_WINDOWS, PROBE_S, movement, movement_line, probe_gflop_s, speed_during, spread
+from bench.stats import Z95, median, rerun_interval, robust_sd
 
 TRACK = [(100.0, 50.0), (110.0, 50.0), (120.0, 25.0), (130.0, 50.0), (140.0, 50.0)]
 
@@ -25,6 +25,12 @@ def test_a_case_reads_the_probes_around_its_window():
     assert speed_during([], 0, 1) is None
 
 
+def test_a_group_reads_its_own_probes_not_its_neighbours():
+    # a group's window from 115 to 125 holds the probe at 120: that one alone, not 110's and 130's beside it
+    assert speed_during(TRACK, 115, 125) == pytest.approx(0.5)
+    assert speed_during(TRACK, 100, 120) == pytest.approx(1.0)  # 100, 110, 120 inside: median 50
+
+
 def test_movement_is_in_per_cent_of_the_median():
     moved = movement(TRACK)
     assert moved["min_pct"] == pytest.approx(-50) and moved["max_pct"] == pytest.approx(0)
@@ -33,12 +39,17 @@ def test_movement_is_in_per_cent_of_the_median():
     assert movement_line(TRACK).startswith("-40% to +0% of its median 50.0 GFLOP/s")
 
 
-def test_spread_is_the_robust_sd_of_the_log_speed_and_needs_probes_enough():
-    values = [100.0, 110.0, 90.0, 100.0, 1000.0]  # one wild probe moves the MAD little
-    track = [(float(i), v) for i, v in enumerate(values)]
-    assert spread(track) == pytest.approx(robust_sd([math.log(v) for v in values]))
+def test_spread_is_the_robust_sd_of_the_log_speed_over_case_windows_and_needs_windows_enough():
+    values = [100.0, 110.0, 90.0, 100.0, 1000.0]  # one wild window moves the MAD little
+    # each window of 10 s holds two 20 ms probes: the window's speed is their median, as a case's time averages
+    track = [(10.0 * i + dt, v * f) for i, v in enumerate(values) for dt, f in ((2, 0.8), (8, 1.2))]
+    windows = [(10.0 * i, 10.0 * i + 10) for i in range(len(values))]
+    typical = median([v for _, v in track])
+    assert spread(track, windows) == pytest.approx(robust_sd([math.log(v / typical) for v in values]))
+    assert spread(track, windows) < robust_sd([math.log(v) for _, v in track])  # the single probes swing wider
+    assert spread(track, windows + windows) == spread(track, windows)  # a group's members share one window
     assert robust_sd([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(1.4826)  # median 3, deviations 2 1 0 1 97
-    assert spread(track[:MIN_SPREAD_PROBES - 1]) is None
+    assert spread(track, windows[:MIN_SPREAD_WINDOWS - 1]) is None
     assert math.isnan(robust_sd([1.0]))
 
 
@@ -52,3 +63,30 @@ def test_a_rerun_interval_widens_each_side_in_log_space():
     assert math.log(hi / 10) == pytest.approx(math.hypot(math.log(12 / 10), Z95 * 0.05))
     assert all(math.isnan(v) for v in rerun_interval(10.0, math.nan, 12.0, 0.05))
     assert all(math.isnan(v) for v in rerun_interval(10.0, 9.0, 12.0, math.nan))
+
+
+def test_a_runs_rows_widen_each_case_by_its_own_machines_spread_between_windows():
+    from bench.cases import Case
+    from bench.record import Result
+    from bench.results import result_rows
+
+    rounds = tuple(range(1_000_000, 1_012_000, 1_000))  # 12 round medians, 1.000-1.011 ms: a narrow CI
+
+    def case_at(start: float, machine: str, model: str) -> Result:
+        return Result(case=Case(model), status="ok", samples_ns=rounds, round_medians_ns=rounds, started_at=start,
+                      duration_s=10.0, machine=machine)
+
+    results = [case_at(100.0 + 20 * i, "moving", f"m{i}") for i in range(6)]
+    results += [case_at(100.0 + 20 * i, "steady", f"s{i}") for i in range(6)]
+    # "moving": each window's probes at 0.5x or 2x; "steady": the same speed throughout
+    tracks = {"moving": [(105.0 + 20 * i, 100.0 * (0.5 if i % 2 else 2.0)) for i in range(6)],
+              "steady": [(105.0 + 20 * i, 100.0) for i in range(6)]}
+    rows = {row["model"]: row for row in result_rows(results, None, tracks)}
+    for i in range(6):
+        moving, steady = rows[f"m{i}"], rows[f"s{i}"]
+        assert moving["latency_ms_p50_rerun_low"] < moving["latency_ms_p50_ci_low"]
+        assert moving["latency_ms_p50_rerun_high"] > moving["latency_ms_p50_ci_high"]
+        assert moving["machine_speed_rel"] in (pytest.approx(0.4), pytest.approx(1.6))  # against the median, 125
+        # a machine that did not move: the rerun interval is the measurement's own
+        assert (steady["latency_ms_p50_rerun_low"], steady["latency_ms_p50_rerun_high"]) == pytest.approx(
+            (steady["latency_ms_p50_ci_low"], steady["latency_ms_p50_ci_high"]))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.stats import median
 from bench.suites import suite_from_dict
 from bench.runner import RunOptions, execute, start_run
 from bench.store import Store, StoreError
@@ -217,18 +218,15 @@ def test_pairings_and_round_medians_round_trip_through_the_store_and_export(tmp_
     assert frame.loc["bf16", "speedup"] == pytest.approx(1 / variant.pairing.ratio)
     assert frame.loc["bf16", "group"] == variant.pairing.group and frame.loc["fp32", "paired_rounds"] == 0
     assert set(frame["latency_ci_from"]) == {"rounds"}
-    # the machine-speed track: a probe before the group and one after it, and each case's speed against it
+    # the machine-speed track: a probe before the group, its own inside its window, one after it; each case's
+    # speed is its group's probes'
     track = store.track(run_id)
-    assert len(track) == 2 and all(value > 0 for _, value in track) and track[0][0] < track[1][0]
-    assert frame["machine_speed_rel"].between(0.2, 5).all()
-    assert frame["latency_ms_p50_rerun_low"].isna().all()  # two probes say nothing of how the machine moves
-    for n, value in enumerate([0.5, 2.0, 0.5, 2.0]):  # a machine whose speed moves from moment to moment
-        store.add_probe(run_id, track[-1][0] + n + 1, track[0][1] * value, variant.machine)  # the same machine
-    moved = load(run_id, store)
-    assert (moved["latency_ms_p50_rerun_low"] < moved["latency_ms_p50_ci_low"]).all()
-    assert (moved["latency_ms_p50_rerun_high"] > moved["latency_ms_p50_ci_high"]).all()
-    assert (moved["latency_p50_rerun_rel"] > moved["latency_p50_ci_rel"]).all()
-    track = store.track(run_id)
+    start, end = variant.started_at, variant.started_at + variant.duration_s
+    inside = [value for at, value in track if start <= at <= end]
+    assert track[0][0] < start and track[-1][0] > end and inside and all(value > 0 for _, value in track)
+    speed = median(inside) / median([value for _, value in track])
+    assert frame["machine_speed_rel"].tolist() == [pytest.approx(speed)] * 2
+    assert frame["latency_ms_p50_rerun_low"].isna().all()  # one window says nothing of how the machine moves
     from bench.cli import main
 
     out = tmp_path / "track.csv"
@@ -347,3 +345,43 @@ def test_resume_refuses_flags_that_would_change_the_run_and_a_second_runner(tmp_
     err = capsys.readouterr().err
     assert "is being measured by another cnnbench process" in err and len(err.strip().splitlines()) == 1
     assert main(["run", "--resume", run_id, "--store", str(db), "--quiet"]) == 0  # once that one has ended
+
+
+@pytest.mark.parametrize("forkserver", ["1", "0"])
+def test_a_groups_members_start_from_one_build_of_its_model(tmp_path, monkeypatch, forkserver):
+    import os
+
+    log = tmp_path / "builds"
+    monkeypatch.setenv("CNNBENCH_TEST_BUILD_LOG", str(log))
+    monkeypatch.setenv("CNNBENCH_FORKSERVER", forkserver)
+    from bench import processes
+
+    monkeypatch.setattr(processes, "_server", None)
+    results = run(tmp_path, {"models": ["counted_builds"], "precisions": ["fp32", "bf16"], "batch_sizes": [2],
+                             "memory_formats": ["contiguous", "channels_last"],
+                             "measure": {"max_seconds": 0.2, "warmup_seconds": 0.05}})
+    assert {r.status for r in results} <= {"ok", "noisy"} and len(results) == 4
+    assert all(r.check_output for r in results if not r.case.is_reference)  # each checked against the reference
+    assert all(r.cpu_rss_baseline_bytes for r in results)
+    builders = [int(pid) for pid in log.read_text().split() if int(pid) != os.getpid()]  # not the static analysis
+    # with a fork server: one build, by the group's builder, whatever the members; without one, each builds its own
+    assert len(builders) == (1 if forkserver == "1" else 4), builders
+
+
+def test_a_group_too_big_for_memory_is_split_in_parts_that_keep_the_reference(tmp_path, monkeypatch):
+    from bench import runner
+
+    two = 2 * runner._footprint_bytes(runner.Case("paced_2ms", input_shape=(1, 8, 8), threads=1))
+    monkeypatch.setattr(runner, "available_bytes", lambda: int(two / 0.8) + 1)  # room for two workers at once
+    results = run(tmp_path, {"models": ["paced_2ms"], "precisions": ["fp32", "bf16"],
+                             "memory_formats": ["contiguous", "channels_last"],
+                             "measure": {"max_seconds": 0.2, "warmup_seconds": 0.05}})
+    by_variant = {r.case.variant: r for r in results}
+    assert len(results) == 4 and {r.status for r in results} <= {"ok", "noisy"}
+    labels = {r.pairing.group for r in results if not r.case.is_reference}
+    assert len(labels) == 3 and all("part" in label and "of 3: too big for memory together" in label
+                                    for label in labels)  # the split is recorded in each part's label
+    reference = next(r for r in results if r.case.is_reference)
+    for variant, result in by_variant.items():  # each paired with the one reference measured in its part
+        if result is not reference:
+            assert result.pairing.reference == reference.case.key and result.pairing.ratio is not None
