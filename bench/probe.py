@@ -55,7 +55,7 @@ PROBE_N = 384
 PROBE_REPEATS = 9
 PROBE_S = 0.1  # between groups
 PROBE_GROUP_S = 0.02  # inside a group, as one more member of a round
-PROBE_EVERY_S = 0.5  # inside a group: at most this often
+PROBE_EVERY_S = 1.0  # inside a group: at most this often
 MIN_SPREAD_WINDOWS = 5  # fewer say little about how the machine's speed varies from one window to another
 
 Track = Sequence[tuple[float, float]]  # (unix time, GFLOP/s), in time order

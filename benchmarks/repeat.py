@@ -76,6 +76,13 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
     out["speedups within +/-5% between runs"] = (f"{100 * (change <= 0.05).mean():.1f}% of {len(both)} "
                                                  f"(median change {100 * change.median():.2f}%, worst {100 * change.max():.1f}%)")
     out["verdict flips"] = str(flips)
+    variant = pd.Series([key.split("|")[3] + "/" + key.split("|")[4] for key in both.index], index=both.index)
+    out["speedups within +/-5%, by variant"] = ", ".join(
+        f"{name} {100 * (part <= 0.05).mean():.0f}% (median {100 * part.median():.1f}%)"
+        for name, part in change.groupby(variant))
+    half = pd.concat([((both[f"speedup_ci_high{s}"] - both[f"speedup_ci_low{s}"]) / 2 / both[f"value{s}"])
+                      for s in ("_a", "_b")])
+    out["median paired-speedup interval half-width"] = f"{100 * half.median():.1f}%" if half.notna().any() else "-"
     out["speedups paired"] = f"{int(both['paired_a'].sum())} of {len(both)}"
     a, b = (f.set_index("case_key") for f in frames)
     joined = a.join(b, suffixes=("_a", "_b"), how="inner")
@@ -95,6 +102,12 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
     peaks = [store.run(r)["calibration"] for r in runs]
     moves = [f"{k} {100 * (peaks[1][k] / peaks[0][k] - 1):+.1f}%" for k in sorted(set(peaks[0]) & set(peaks[1]))]
     out["matmul calibration, run 2 vs run 1"] = ", ".join(moves) or "-"
+    ratios = []  # the host's bf16 speed against its fp32 speed: what an amp-bf16 speedup stands on
+    for peak in peaks:
+        fp32 = {k.rsplit("/", 1)[1]: v for k, v in peak.items() if "/float32/" in k}
+        ratios += [f"{peak[k] / fp32[k.rsplit('/', 1)[1]]:.2f}" for k in sorted(peak)
+                   if "/bfloat16/" in k and k.rsplit("/", 1)[1] in fp32]
+    out["matmul bf16:fp32 peak ratio, run 1 / run 2"] = " / ".join(ratios) or "-"
     tracks = [store.track(r) for r in runs]
     for i, track in enumerate(tracks):
         out[f"run {i + 1}: machine speed (probe) moved"] = movement_line(track)
