@@ -176,6 +176,33 @@ def machine_difference(base_run: dict, cand_run: dict) -> Optional[str]:
     return None
 
 
+MACHINE_MOVED = 0.10  # a calibration peak that moved more than this between two runs is said (machine_speed_notes)
+
+
+def machine_speed_notes(base_run: dict, cand_run: dict, moved: float = MACHINE_MOVED) -> list[str]:
+    """What the two runs' matmul calibrations (``bench.calibrate``, taken as each run started) say of the
+    machine between them: each peak that moved more than ``moved``, and each lower precision's speed relative to
+    float32 on the same device and threads that moved more than that (the footing of an amp speedup). Times
+    that differ by as much may be the machine's, not the code's; runs without calibrations say nothing."""
+    base, cand = base_run.get("calibration") or {}, cand_run.get("calibration") or {}
+    notes = []
+    for key in sorted(set(base) & set(cand)):
+        if base[key] > 0 and cand[key] > 0 and abs(cand[key] / base[key] - 1) > moved:
+            notes.append(f"the machine's {key} matmul peak moved {100 * (cand[key] / base[key] - 1):+.0f}% "
+                         f"between the runs ({base[key]:.0f} -> {cand[key]:.0f} GFLOP/s)")
+    for key in sorted(set(base) & set(cand)):
+        device, dtype, threads = key.rsplit("/", 2)
+        fp32 = f"{device}/float32/{threads}"
+        if dtype == "float32" or not all(side.get(fp32, 0) > 0 and side[key] > 0 for side in (base, cand)):
+            continue
+        before, after = base[key] / base[fp32], cand[key] / cand[fp32]
+        if abs(after / before - 1) > moved:
+            notes.append(f"on {device} ({threads}), {dtype} ran at {before:.2f}x float32's matmul speed in the "
+                         f"baseline and {after:.2f}x in the candidate: its variants' differences against float32 "
+                         "ones are the machine's as much as the code's")
+    return notes
+
+
 def comparable(base: "Side", cand: "Side", *, strict_env: bool = False, cross_machine: bool = False) -> list[str]:
     """The environment differences of two sides, after refusing what may not be compared: runs from different
     machines (unless ``cross_machine``), or from different environments at all (``strict_env``)."""
@@ -220,6 +247,7 @@ def document(base: Side, cand: Side, rows: Sequence[CaseComparison], exact: Sequ
     """The whole comparison as one JSON-ready document (``compare --format json``)."""
     return {
         "baseline": base.label, "candidate": cand.label, "environment_differences": list(env_diff),
+        "machine_speed_notes": machine_speed_notes(base.meta, cand.meta),
         "verdicts": tally(r.verdict for r in rows), "timing": [asdict(r) for r in rows],
         "exact": [{**asdict(e), "relative": e.relative} for e in exact],
         "regressed": regressed(rows, exact, gate),

@@ -6,7 +6,6 @@
     bootstrap_ratio_ci   percentile bootstrap CI of a ratio of medians
     sign_test_p          exact two-sided sign test of a zero median
     paired_figures       ratio of paired rounds: exp(median log ratio), its CI, and the sign test
-    robust_sd            1.4826 x the median absolute deviation (the SD of a normal sample, robust to outliers)
     rerun_interval       a median's CI widened, in log space, by the spread of the moment it is measured in
 
 The median's confidence interval is distribution-free: the order statistics
@@ -80,15 +79,6 @@ def median_ci_rel(samples: Sequence[float]) -> float:
     if math.isnan(lo) or not m:
         return math.inf
     return (hi - lo) / 2 / m
-
-
-def robust_sd(values: Sequence[float]) -> float:
-    """1.4826 x the median absolute deviation from the median: the standard deviation for a normal sample,
-    unmoved by a few outliers; nan for fewer than 2 values."""
-    if len(values) < 2:
-        return math.nan
-    m = median(values)
-    return 1.4826 * median([abs(v - m) for v in values])
 
 
 def rerun_interval(center: float, low: float, high: float, log_sd: float, z: float = Z95) -> tuple[float, float]:

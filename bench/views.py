@@ -177,6 +177,8 @@ def comparison(doc: dict[str, Any], rows: Sequence[Any], exact: Sequence[Any], f
         parts = [f"### cnnbench compare: {sides}", "", f"**{summary}**", ""]
         if doc["environment_differences"]:
             parts += ["Environments differ: " + escape.markdown("; ".join(doc["environment_differences"])), ""]
+        if doc.get("machine_speed_notes"):
+            parts += ["Machine speed (calibration): " + escape.markdown("; ".join(doc["machine_speed_notes"])), ""]
         parts += [_markdown_table(timing_cols, timing), ""]
         if exact_rows:
             parts += ["Exact metrics:", "", _markdown_table(exact_cols, exact_rows), ""]
@@ -184,6 +186,8 @@ def comparison(doc: dict[str, Any], rows: Sequence[Any], exact: Sequence[Any], f
     parts = [f"baseline {doc['baseline']} -> candidate {doc['candidate']}"]
     if doc["environment_differences"]:
         parts.append("warning: the environments differ: " + "; ".join(doc["environment_differences"]))
+    for note in doc.get("machine_speed_notes", ()):
+        parts.append("note: " + note)
     parts += ["", _plain_table(timing_cols, timing)]
     if exact_rows:
         parts += ["", "exact metrics:", _plain_table(exact_cols, exact_rows)]

@@ -11,14 +11,16 @@ two things at once), then prints:
   paired where the two were measured together, else the ratio of medians):
   the share within +/-5% between the two runs, and verdict flips (decided
   faster in one run, decided slower in the other; decided = the paired 95%
-  interval excludes 1, or, unpaired, a speedup beyond +/-5%);
+  interval excludes 1, or, unpaired, a speedup beyond +/-5%); the share within +/-5% by
+  variant, and the median half-width of the paired speedups' 95% intervals;
 - absolute p50: the share within +/-5% between the runs, and the share of the
   second run's p50 inside the first run's 95% interval (a calibrated interval
   covers an independent rerun about 83% of the time; near 100% means it is
   too wide), with the median interval half-width; the same for the rerun
   interval (that CI widened by the run's machine-speed spread);
 - cost: wall time per run and per-case overhead outside the timed iterations;
-- the machine's own speed: the matmul calibration's change between the runs,
+- the machine's own speed: the matmul calibration's change between the runs and
+  each run's bf16:fp32 peak ratio (what an amp-bf16 speedup stands on),
   and the probe track (``bench.probe``): how much it moved within each run and
   its median's change from run 1 to run 2.
 """

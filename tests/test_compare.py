@@ -81,11 +81,12 @@ def test_environment_differences():
 
 # -- the command line ------------------------------------------------------------------------------
 
-def make_store(tmp_path, base_results, cand_results, cand_env=None):
+def make_store(tmp_path, base_results, cand_results, cand_env=None, calibrations=({}, {})):
     store = Store(tmp_path / "s.db")
     ids = []
-    for results, env in ((base_results, {"torch": "2.14", "hostname": "h"}), (cand_results, cand_env or {"torch": "2.14", "hostname": "h"})):
-        run_id = store.new_run(suite="ci", suite_json={}, environment=env, calibration={}, settings={},
+    sides = ((base_results, {"torch": "2.14", "hostname": "h"}), (cand_results, cand_env or {"torch": "2.14", "hostname": "h"}))
+    for (results, env), calibration in zip(sides, calibrations):
+        run_id = store.new_run(suite="ci", suite_json={}, environment=env, calibration=calibration, settings={},
                                cases_total=len(results))
         for r in results:
             store.add_result(run_id, r)
@@ -331,3 +332,22 @@ def test_the_noise_limit_is_a_ratio_above_0_and_at_most_1(tmp_path, capsys, valu
     assert capsys.readouterr().err == (f"error: --noise-limit must be an IQR/median ratio above 0 and at most 1, "
                                        f"got {value!r}\n")
     assert main(["compare", a, b, "--store", db, "--noise-limit", "1"]) == 0  # the range's top is allowed
+
+
+def test_a_machine_whose_speed_moved_between_the_runs_is_said(tmp_path, capsys):
+    from bench.compare import machine_speed_notes
+
+    steady = {"cpu/float32/t2": 230.0, "cpu/bfloat16/t2": 790.0}
+    moved = {"cpu/float32/t2": 240.0, "cpu/bfloat16/t2": 1700.0}  # fp32 +4%, bf16 +115%: 3.43x -> 7.08x fp32's
+    assert machine_speed_notes({"calibration": steady}, {"calibration": steady}) == []
+    assert machine_speed_notes({"calibration": {}}, {"calibration": moved}) == []  # nothing to set against
+    notes = machine_speed_notes({"calibration": steady}, {"calibration": moved})
+    assert len(notes) == 2 and "cpu/bfloat16/t2 matmul peak moved +115%" in notes[0]
+    assert "bfloat16 ran at 3.43x float32's matmul speed in the baseline and 7.08x in the candidate" in notes[1]
+    db, (a, b) = make_store(tmp_path, [result("lenet5")], [result("lenet5")], calibrations=(steady, moved))
+    assert main(["compare", a, b, "--store", db]) == 0  # said, not judged: the gate's verdicts stand
+    assert "note: on cpu (t2), bfloat16 ran at 3.43x" in capsys.readouterr().out
+    assert main(["compare", a, b, "--store", db, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["machine_speed_notes"] == notes
+    assert main(["compare", a, b, "--store", db, "--format", "markdown"]) == 0
+    assert "Machine speed (calibration): the machine" in capsys.readouterr().out
