@@ -6,7 +6,7 @@
     bootstrap_ratio_ci   percentile bootstrap CI of a ratio of medians
     sign_test_p          exact two-sided sign test of a zero median
     paired_figures       ratio of paired rounds: exp(median log ratio), its CI, and the sign test
-    rerun_interval       a median's CI widened, in log space, by the spread of the moment it is measured in
+    rerun_interval       where a rerun's median lands: the CI and the machine's spread, for two windows
 
 The median's confidence interval is distribution-free: the order statistics
 x_(j), x_(k) with j, k = n/2 -/+ z * sqrt(n)/2 (the normal approximation to the
@@ -82,14 +82,16 @@ def median_ci_rel(samples: Sequence[float]) -> float:
 
 
 def rerun_interval(center: float, low: float, high: float, log_sd: float, z: float = Z95) -> tuple[float, float]:
-    """Where a rerun at another moment is expected (~95%): each side of the CI [low, high] around ``center``,
-    taken in log space, combined in quadrature with ``z`` x ``log_sd`` (the standard deviation of the log of
-    the machine's speed from one moment to another): center x exp(-/+ sqrt(side**2 + (z * log_sd)**2))."""
+    """Where the median of a rerun at another moment is expected (~95%): a prediction interval. Each side of the CI
+    [low, high] around ``center``, taken in log space, is combined in quadrature with ``z`` x ``log_sd`` (the
+    standard deviation of the log of the machine's speed from one case's window to another), and the whole
+    widened by sqrt(2), since the rerun has a window of its own, as uncertain and at as random a moment as this
+    one: center x exp(-/+ sqrt(2) x sqrt(side**2 + (z * log_sd)**2))."""
     if not (center > 0 and low > 0 and high > 0) or math.isnan(log_sd):
         return (math.nan, math.nan)
     extra = (z * log_sd) ** 2
-    below = math.sqrt(math.log(center / low) ** 2 + extra)
-    above = math.sqrt(math.log(high / center) ** 2 + extra)
+    below = math.sqrt(2 * (math.log(center / low) ** 2 + extra))
+    above = math.sqrt(2 * (math.log(high / center) ** 2 + extra))
     return (center * math.exp(-below), center * math.exp(above))
 
 

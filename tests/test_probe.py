@@ -51,14 +51,17 @@ def test_spread_is_the_sd_of_the_log_speed_over_case_windows_and_needs_windows_e
     assert spread(track, windows[:MIN_SPREAD_WINDOWS - 1]) is None
 
 
-def test_a_rerun_interval_widens_each_side_in_log_space():
+def test_a_rerun_interval_widens_each_side_in_log_space_for_two_windows():
+    r2 = math.sqrt(2)  # the rerun's own window is as uncertain as this one
     lo, hi = rerun_interval(10.0, 9.0, 12.0, 0.0)
-    assert (lo, hi) == pytest.approx((9.0, 12.0))  # a machine that never moves: the measurement's own CI
+    # a machine that never moves: the rerun's median still has its own measurement error
+    assert math.log(10 / lo) == pytest.approx(r2 * math.log(10 / 9)) and math.log(hi / 10) == pytest.approx(
+        r2 * math.log(12 / 10))
     lo, hi = rerun_interval(10.0, 10.0, 10.0, 0.1)
-    assert lo == pytest.approx(10 * math.exp(-Z95 * 0.1)) and hi == pytest.approx(10 * math.exp(Z95 * 0.1))
+    assert lo == pytest.approx(10 * math.exp(-r2 * Z95 * 0.1)) and hi == pytest.approx(10 * math.exp(r2 * Z95 * 0.1))
     lo, hi = rerun_interval(10.0, 9.0, 12.0, 0.05)
-    assert math.log(10 / lo) == pytest.approx(math.hypot(math.log(10 / 9), Z95 * 0.05))
-    assert math.log(hi / 10) == pytest.approx(math.hypot(math.log(12 / 10), Z95 * 0.05))
+    assert math.log(10 / lo) == pytest.approx(r2 * math.hypot(math.log(10 / 9), Z95 * 0.05))
+    assert math.log(hi / 10) == pytest.approx(r2 * math.hypot(math.log(12 / 10), Z95 * 0.05))
     assert all(math.isnan(v) for v in rerun_interval(10.0, math.nan, 12.0, 0.05))
     assert all(math.isnan(v) for v in rerun_interval(10.0, 9.0, 12.0, math.nan))
 
@@ -85,6 +88,8 @@ def test_a_runs_rows_widen_each_case_by_its_own_machines_spread_between_windows(
         assert moving["latency_ms_p50_rerun_low"] < moving["latency_ms_p50_ci_low"]
         assert moving["latency_ms_p50_rerun_high"] > moving["latency_ms_p50_ci_high"]
         assert moving["machine_speed_rel"] in (pytest.approx(0.4), pytest.approx(1.6))  # against the median, 125
-        # a machine that did not move: the rerun interval is the measurement's own
-        assert (steady["latency_ms_p50_rerun_low"], steady["latency_ms_p50_rerun_high"]) == pytest.approx(
-            (steady["latency_ms_p50_ci_low"], steady["latency_ms_p50_ci_high"]))
+        # a machine that did not move: the rerun interval is the measurement's own, for two windows
+        p50, low, high = (steady[f"latency_ms_p50{end}"] for end in ("", "_ci_low", "_ci_high"))
+        assert steady["latency_ms_p50_rerun_low"] == pytest.approx(p50 * (low / p50) ** math.sqrt(2))
+        assert steady["latency_ms_p50_rerun_high"] == pytest.approx(p50 * (high / p50) ** math.sqrt(2))
+        assert moving["latency_p50_rerun_rel"] > steady["latency_p50_rerun_rel"]
