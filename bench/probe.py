@@ -37,12 +37,18 @@ Method
     ``MIN_SPREAD_WINDOWS`` windows: how much the machine's speed, averaged as a
     case averages it, differs from one moment of the run to another.
     ``bench.results`` widens each case's p50 interval by it
-    (``rerun_interval``): a rerun happens at another moment. Single probes
+    (``rerun_interval``): a rerun happens at another moment. A window whose
+    speed is off the run's typical by more than ``DISTURBED`` times (a 2-core
+    VM whose other vCPU was taken: the probe then waits a scheduler slice per
+    matmul, 7% of its speed) is left out of the spread, and its cases carry a
+    warning instead (``bench.results.case_warnings``): one disturbance would
+    otherwise widen every case's interval tenfold. Single probes
     would not do: a 20 ms probe sees the machine's fast swings in full, which
     a case's window of seconds averages away. Nor would a robust SD (1.4826 x
     MAD): each window's speed is already a median, so what is left in the
-    tails are the machine's real phases, which a rerun meets too (on a 2-core
-    VM, the MAD's interval covered 67% of reruns, the SD's 71%).
+    tails (disturbances apart) are the machine's real phases, which a rerun
+    meets too (on a 2-core VM, two quick runs: the MAD's prediction interval
+    covered 79% of the second run's p50s, the SD's 90%).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ PROBE_REPEATS = 9
 PROBE_S = 0.1  # between groups
 PROBE_GROUP_S = 0.02  # inside a group, as one more member of a round
 PROBE_EVERY_S = 1.0  # inside a group: at most this often
+DISTURBED = 2.0  # a window at under 1/2 or over 2x the run's typical speed was disturbed, not drifting
 MIN_SPREAD_WINDOWS = 5  # fewer say little about how the machine's speed varies from one window to another
 
 Track = Sequence[tuple[float, float]]  # (unix time, GFLOP/s), in time order
@@ -102,6 +109,11 @@ def speed_during(track: Track, start: float, end: float) -> Optional[float]:
     return median(window) / typical if typical > 0 else None
 
 
+def disturbed(speed: Optional[float]) -> bool:
+    """Whether a window's speed (``speed_during``) is off the run's typical by more than ``DISTURBED`` times."""
+    return speed is not None and not 1 / DISTURBED <= speed <= DISTURBED
+
+
 def own_track(tracks: "dict[Optional[str], list[tuple[float, float]]]", machine: Optional[str]) -> Track:
     """The track of the machine that measured a case (``Store.tracks``' answer): that machine's own points where
     it probed, else every point (a run from before machine labels)."""
@@ -112,9 +124,10 @@ def own_track(tracks: "dict[Optional[str], list[tuple[float, float]]]", machine:
 
 def spread(track: Track, windows: Sequence[tuple[float, float]]) -> Optional[float]:
     """The SD of the log of the machine's speed over the distinct case ``windows`` (start, end) of a run
-    (see the module docstring); None with fewer than ``MIN_SPREAD_WINDOWS`` windows that have a speed."""
+    (see the module docstring), disturbed windows left out; None with fewer than ``MIN_SPREAD_WINDOWS`` windows
+    left that have a speed."""
     speeds = [speed_during(track, start, end) for start, end in sorted(set(windows))]
-    logs = [math.log(speed) for speed in speeds if speed]
+    logs = [math.log(speed) for speed in speeds if speed and not disturbed(speed)]
     if len(logs) < MIN_SPREAD_WINDOWS:
         return None
     return stdev(logs)

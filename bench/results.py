@@ -16,7 +16,7 @@ dtype and thread count); for CUDA also ``enqueue_ms_p50`` (the host's enqueue ti
 ``launch_bound``; for a GPU with nvidia-ml-py its telemetry at the start and end of sampling
 (``gpu_*_start/_end``, ``gpu_throttled``, ``gpu_shared``); for a compiled case Dynamo's ``compile_graphs``,
 ``compile_graph_breaks`` and ``compile_recompiles`` (while sampling). ``warnings``: what makes a measured time
-less than it seems (a throttled or shared GPU, a recompile while sampling), with what to do; "" when nothing does.
+less than it seems (a throttled or shared GPU, a recompile while sampling, a disturbed machine), with what to do; "" when nothing does.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from . import escape
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
-from .probe import Track, own_track, speed_during, spread
+from .probe import Track, disturbed, own_track, speed_during, spread
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
 from .telemetry import THROTTLING, shared, throttled
 from .stats import median, median_ci, median_ci_rel, rerun_interval, summarize
@@ -123,6 +123,11 @@ def case_warnings(row: dict[str, Any]) -> list[str]:
         others = max(row[f"gpu_other_processes_{at}"] or 0 for at in ("start", "end"))
         out.append(f"{others} other process{'es' if others != 1 else ''} on the GPU while sampling: the time is "
                    "shared; rerun on an idle GPU")
+    speed = row.get("machine_speed_rel")
+    if isinstance(speed, float) and disturbed(speed):
+        out.append(f"the machine ran at {speed:.2g}x its typical speed in this run while this case was measured "
+                   "(another process, or the host taking the CPUs): its times are the disturbed machine's; rerun it "
+                   "on a quiet machine")
     if row.get("compile_recompiles"):
         n = row["compile_recompiles"]
         out.append(f"Dynamo recompiled {n} time{'s' if n != 1 else ''} while sampling: the steady state was not "

@@ -79,17 +79,39 @@ def test_a_runs_rows_widen_each_case_by_its_own_machines_spread_between_windows(
 
     results = [case_at(100.0 + 20 * i, "moving", f"m{i}") for i in range(6)]
     results += [case_at(100.0 + 20 * i, "steady", f"s{i}") for i in range(6)]
-    # "moving": each window's probes at 0.5x or 2x; "steady": the same speed throughout
-    tracks = {"moving": [(105.0 + 20 * i, 100.0 * (0.5 if i % 2 else 2.0)) for i in range(6)],
+    # "moving": each window's probes at 70 or 140 GFLOP/s; "steady": the same speed throughout
+    tracks = {"moving": [(105.0 + 20 * i, 70.0 if i % 2 else 140.0) for i in range(6)],
               "steady": [(105.0 + 20 * i, 100.0) for i in range(6)]}
     rows = {row["model"]: row for row in result_rows(results, None, tracks)}
     for i in range(6):
         moving, steady = rows[f"m{i}"], rows[f"s{i}"]
         assert moving["latency_ms_p50_rerun_low"] < moving["latency_ms_p50_ci_low"]
         assert moving["latency_ms_p50_rerun_high"] > moving["latency_ms_p50_ci_high"]
-        assert moving["machine_speed_rel"] in (pytest.approx(0.4), pytest.approx(1.6))  # against the median, 125
+        assert moving["machine_speed_rel"] in (pytest.approx(2 / 3), pytest.approx(4 / 3))  # against the median, 105
         # a machine that did not move: the rerun interval is the measurement's own, for two windows
         p50, low, high = (steady[f"latency_ms_p50{end}"] for end in ("", "_ci_low", "_ci_high"))
         assert steady["latency_ms_p50_rerun_low"] == pytest.approx(p50 * (low / p50) ** math.sqrt(2))
         assert steady["latency_ms_p50_rerun_high"] == pytest.approx(p50 * (high / p50) ** math.sqrt(2))
         assert moving["latency_p50_rerun_rel"] > steady["latency_p50_rerun_rel"]
+
+
+def test_a_disturbed_window_is_left_out_of_the_spread_and_its_cases_are_warned():
+    from bench.cases import Case
+    from bench.record import Result
+    from bench.results import result_rows
+
+    rounds = tuple(range(1_000_000, 1_012_000, 1_000))
+    results = [Result(case=Case(f"m{i}"), status="ok", samples_ns=rounds, round_medians_ns=rounds,
+                      started_at=100.0 + 20 * i, duration_s=10.0, machine="vm") for i in range(7)]
+    calm = [100.0, 110.0, 90.0, 105.0, 95.0, 100.0]
+    # the fourth window's probes waited a scheduler slice per matmul: 7 GFLOP/s, 7% of the machine's speed
+    speeds = calm[:3] + [7.0] + calm[3:]
+    rows = {row["model"]: row for row in result_rows(results, None, {"vm": [(105.0 + 20 * i, v) for i, v in
+                                                                             enumerate(speeds)]})}
+    calm_only = {row["model"]: row for row in result_rows(
+        [r for i, r in enumerate(results) if i != 3], None,
+        {"vm": [(105.0 + 20 * i, v) for i, v in enumerate(speeds) if i != 3]})}
+    assert "the machine ran at 0.07x its typical speed" in rows["m3"]["warnings"]
+    assert all(rows[f"m{i}"]["warnings"] == "" for i in range(7) if i != 3)
+    # the others' intervals are those of the calm windows alone: one disturbance does not widen them all
+    assert rows["m0"]["latency_p50_rerun_rel"] == pytest.approx(calm_only["m0"]["latency_p50_rerun_rel"])
