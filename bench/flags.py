@@ -87,6 +87,6 @@ def suite_flags(p: argparse.ArgumentParser) -> None:
     backend_flags(p)
     p.add_argument("--instructions", nargs="?", const="*", metavar="PATTERN",
                    help="also count instructions per iteration with Valgrind's callgrind, for the models matching "
-                        "PATTERN (default: all); CPU and eager only, about 100 s a case")
+                        "PATTERN (default: all); CPU and eager only, about 50 s a case")
     p.add_argument("--profile", action="store_true", help="after measuring each case, profile it (see 'cnnbench profile')")
     p.add_argument("--profile-dir", default="results/profiles", help="trace root for --profile (default: results/profiles)")

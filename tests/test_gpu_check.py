@@ -67,9 +67,13 @@ def test_the_check_asks_for_torchvision_first_and_takes_outdir_from_the_callers_
     assert summary_md.startswith("# GPU check: not run\n\n") and "cannot import torchvision" in summary_md
 
 
+FAKE_ENV = '{"gpu_name": "fake"}'
+
+
 def _as_if_on_a_gpu(tmp_path):
     """PATH and PYTHON for gpu_check.sh on this machine as if it had CUDA: a python that says CUDA is there, has
-    nvidia-ml-py (nothing installed) and whose `bench run` notes summary.md as it stands, then hangs until
+    torch, torchvision and nvidia-ml-py without importing them (the real imports' checks are tested above), whose
+    `bench env` prints FAKE_ENV at once and whose `bench run` notes summary.md as it stands, then hangs until
     interrupted; a `timeout` that logs its calls and gives that run 2 s (SIGKILL 2 s later), whatever its bound."""
     bin_ = tmp_path / "bin"
     bin_.mkdir()
@@ -78,7 +82,9 @@ def _as_if_on_a_gpu(tmp_path):
             "time.sleep(600)")
     (bin_ / "python").write_text(
         f'#!/bin/sh\ncase "$*" in\n  *torch.cuda.is_available*|*"import pynvml"*) exit 0;;\n'
-        f'  *"-m bench run"*) exec {sys.executable} -c "{hang}" "$@";;\nesac\nexec {sys.executable} "$@"\n')
+        f'  "-c import torch"|"-c import torchvision") exit 0;;\n'
+        f"  *\"-m bench env\"*) echo '{FAKE_ENV}';;\n"
+        f'  *"-m bench run"*) exec {sys.executable} -c "{hang}" "$@";;\n  *) exec {sys.executable} "$@";;\nesac\n')
     (bin_ / "timeout").write_text(
         f'#!/bin/bash\necho "$*" >> {tmp_path / "timeout.log"}\n'
         'case "$*" in *"-m bench run"*) shift 3; exec /usr/bin/timeout --signal=INT --kill-after=2 2 "$@";; esac\n'
@@ -105,6 +111,7 @@ def test_a_check_cut_short_by_its_bound_is_summarised_from_what_its_store_holds(
     assert len(bounded) == 1 and bounded[0][:2] == ["--signal=INT", "--kill-after=15"]
     assert 30 <= int(bounded[0][2]) <= 480 - 15 - 25  # the default 8 minutes, less start-up, the SIGKILL's 15 s
     assert all(c.split()[0].isdigit() for c in calls if "-m bench run" not in c)  # env, export, summary bounded too
+    assert (out / "env.json").read_text() == FAKE_ENV + "\n"
     assert (out / "seen-during-run.md").read_text().startswith("# GPU check: no summary")  # until the summary
     summary_md = (out / "summary.md").read_text()
     assert f"run {run} cut short by the time bound: 1 of 3 cases stored (the rest were not reached)" in summary_md

@@ -16,6 +16,7 @@ from bench.shards import Shard, job_id, partition, shard_cases, shard_keys
 from bench.store import Store
 from bench.suites import suite_from_dict
 from bench.values import chosen_run_id, shard
+from conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("fault_models")
 
@@ -91,15 +92,17 @@ def test_two_shards_make_one_run_with_every_case_once(tmp_path, capsys):  # into
     from bench.cli import main
 
     store_url = str(tmp_path / "s.db")
-    first = cli("run", *TINY, "--store", store_url, "--shard", "1/2", "--run-id", "nightly", "--machine", "box-a")
-    assert first.returncode == 0, first.stderr
+    code, _, err = run_cli(capsys, "run", *TINY, "--store", store_url, "--shard", "1/2", "--run-id", "nightly",
+                           "--machine", "box-a")
+    assert code == 0, err
     store = Store(store_url, create=False)
     (row,) = store.list_runs()
     assert (row["run_id"], row["cases_total"], row["cases_done"], row["shards"], row["shards_done"]) == \
         ("nightly", 4, 2, 2, 1)
     assert row["finished_at"] is None  # a shard is not the run
-    second = cli("run", *TINY, "--store", store_url, "--shard", "2/2", "--run-id", "nightly", "--machine", "box-b")
-    assert second.returncode == 0, second.stderr
+    code, _, err = run_cli(capsys, "run", *TINY, "--store", store_url, "--shard", "2/2", "--run-id", "nightly",
+                           "--machine", "box-b")
+    assert code == 0, err
     (row,) = store.list_runs()
     assert (row["cases_done"], row["shards_done"]) == (4, 2) and row["finished_at"] is not None
     results = store.results("nightly")
@@ -176,8 +179,9 @@ def test_a_shard_killed_mid_run_is_finished_by_resume_on_another_machine(tmp_pat
 
     assert main(["run", "--resume", "r", "--store", db, "--shard", "2/3"]) == 2
     assert "has 2 shards, not 3" in capsys.readouterr().err
-    done = cli("run", "--resume", "r", "--store", db, "--shard", "2/2", "--machine", "second", "--quiet")
-    assert done.returncode == 0, done.stderr
+    code, _, err = run_cli(capsys, "run", "--resume", "r", "--store", db, "--shard", "2/2", "--machine", "second",
+                           "--quiet")
+    assert code == 0, err
     after = {r.case.key: r for r in store.results("r")}
     assert sorted(r.case.batch_size for r in after.values()) == [2, 4]
     assert all(after[key] == result for key, result in before.items())  # what was committed is untouched
@@ -185,8 +189,8 @@ def test_a_shard_killed_mid_run_is_finished_by_resume_on_another_machine(tmp_pat
     (shard_row,) = store.shards("r")
     assert (shard_row["machine"], shard_row["cases_done"], shard_row["cases_total"]) == ("second", 2, 2)
     assert shard_row["finished_at"] is not None and store.run("r")["finished_at"] is None  # shard 1 never ran
-    everything = cli("run", "--resume", "r", "--store", db, "--quiet")  # no shard: whatever the run misses
-    assert everything.returncode == 0, everything.stderr
+    code, _, err = run_cli(capsys, "run", "--resume", "r", "--store", db, "--quiet")  # no shard: what the run misses
+    assert code == 0, err
     assert len(store.results("r")) == 4 and store.run("r")["finished_at"] is not None
 
 
