@@ -184,16 +184,19 @@ def machine_speed_notes(base_run: dict, cand_run: dict, moved: float = MACHINE_M
     machine between them: each peak that moved more than ``moved``, and each lower precision's speed relative to
     float32 on the same device and threads that moved more than that (the footing of an amp speedup). Times
     that differ by as much may be the machine's, not the code's; runs without calibrations say nothing."""
-    base, cand = base_run.get("calibration") or {}, cand_run.get("calibration") or {}
+    base, cand = _peaks(base_run), _peaks(cand_run)
     notes = []
     for key in sorted(set(base) & set(cand)):
-        if base[key] > 0 and cand[key] > 0 and abs(cand[key] / base[key] - 1) > moved:
+        if abs(cand[key] / base[key] - 1) > moved:
             notes.append(f"the machine's {key} matmul peak moved {100 * (cand[key] / base[key] - 1):+.0f}% "
                          f"between the runs ({base[key]:.0f} -> {cand[key]:.0f} GFLOP/s)")
     for key in sorted(set(base) & set(cand)):
-        device, dtype, threads = key.rsplit("/", 2)
+        parts = key.rsplit("/", 2)
+        if len(parts) != 3:
+            continue
+        device, dtype, threads = parts
         fp32 = f"{device}/float32/{threads}"
-        if dtype == "float32" or not all(side.get(fp32, 0) > 0 and side[key] > 0 for side in (base, cand)):
+        if dtype == "float32" or not all(fp32 in side for side in (base, cand)):
             continue
         before, after = base[key] / base[fp32], cand[key] / cand[fp32]
         if abs(after / before - 1) > moved:
@@ -201,6 +204,15 @@ def machine_speed_notes(base_run: dict, cand_run: dict, moved: float = MACHINE_M
                          f"baseline and {after:.2f}x in the candidate: its variants' differences against float32 "
                          "ones are the machine's as much as the code's")
     return notes
+
+
+def _peaks(run: dict) -> dict[str, float]:
+    """A run's calibration peaks that are positive numbers (a run file's may hold anything)."""
+    calibration = run.get("calibration")
+    if not isinstance(calibration, dict):
+        return {}
+    return {str(key): float(value) for key, value in calibration.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0}
 
 
 def comparable(base: "Side", cand: "Side", *, strict_env: bool = False, cross_machine: bool = False) -> list[str]:

@@ -351,3 +351,14 @@ def test_a_machine_whose_speed_moved_between_the_runs_is_said(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["machine_speed_notes"] == notes
     assert main(["compare", a, b, "--store", db, "--format", "markdown"]) == 0
     assert "Machine speed (calibration): the machine" in capsys.readouterr().out
+
+
+def test_machine_speed_notes_read_only_positive_peaks_of_well_formed_keys():
+    from bench.compare import machine_speed_notes
+
+    odd = {"calibration": {"cpu/bfloat16/t2": None, "cpu/float32/t2": "fast", "x": 5.0, "a/b": 1.0,
+                           "cpu/float16/t2": float("nan")}}
+    assert machine_speed_notes(odd, {"calibration": {"cpu/bfloat16/t2": 700.0, "x": 50.0, "a/b": 9.0}}) == [
+        "the machine's a/b matmul peak moved +800% between the runs (1 -> 9 GFLOP/s)",
+        "the machine's x matmul peak moved +900% between the runs (5 -> 50 GFLOP/s)"]
+    assert machine_speed_notes({"calibration": ["not", "a", "table"]}, odd) == []
