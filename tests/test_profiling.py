@@ -14,6 +14,7 @@ import pytest
 from bench.cases import Case
 from bench.cli import main
 from bench.profiling import profile_case, read_trace
+from conftest import run_cli
 
 LENET = Case("lenet5", threads=1, input_shape=(1, 32, 32))
 ALEXNET = Case("alexnet", threads=2)
@@ -131,14 +132,13 @@ def test_report_shows_profiles_of_its_run(profiles, tmp_path):
     assert 'id="profiles"' not in render(gather(store, ["test"]), generated_at="X")
 
 
-def test_run_profile_profiles_each_measured_case_afterwards(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "bench", "run", "--models", "lenet5", "--batch-sizes", "1",
-                           "--precision", "fp32", "--memory-format", "contiguous", "--threads", "1",
-                           "--max-seconds", "0.3", "--store", str(tmp_path / "s.db"), "--profile",
-                           "--profile-dir", str(tmp_path / "profiles"), "--json"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    run_id = json.loads(done.stdout)["run_id"]
+def test_run_profile_profiles_each_measured_case_afterwards(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "run", "--models", "lenet5", "--batch-sizes", "1", "--precision", "fp32",
+                             "--memory-format", "contiguous", "--threads", "1", "--max-seconds", "0.3",
+                             "--store", str(tmp_path / "s.db"), "--profile", "--profile-dir",
+                             str(tmp_path / "profiles"), "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
     summaries = list((tmp_path / "profiles" / run_id).glob("*/summary.json"))
     assert len(summaries) == 1 and list(summaries[0].parent.glob("*.pt.trace.json.gz"))
 
