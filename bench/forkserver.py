@@ -142,6 +142,7 @@ def serve(sock: socket.socket, prebuild: Optional[list[dict[str, Any]]] = None) 
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    server_pid = os.getpid()
     _send(sock, {"ready": True})
     try:
         while True:
@@ -170,7 +171,6 @@ def serve(sock: socket.socket, prebuild: Optional[list[dict[str, Any]]] = None) 
 
                 drop_bases()
                 continue
-            server_pid = os.getpid()
             pid = os.fork()
             if pid == 0:
                 signal.set_wakeup_fd(-1)

@@ -58,6 +58,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .cases import Case, Measure
 from .prepare import base_key
+from .probe import PROBE_EVERY_S
 from .processes import ForkServer, exit_reason, group_builder, kill_group, shared_cpus, start
 from .stats import median
 
@@ -186,7 +187,7 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
               max_rounds: int = 400, max_seconds: Optional[float] = None, request_extra: Optional[dict] = None,
               pin: bool = True, settle_s: Optional[float] = None, finish: bool = False,
               stop_on_failure: bool = False, probe: Optional[Callable[[], None]] = None,
-              probe_every_s: float = 1.0) -> GroupRun:
+              probe_every_s: float = PROBE_EVERY_S) -> GroupRun:
     """Interleave the arms' cases (see the module docstring). Never raises for a failing member.
 
     ``finish`` asks each worker for its memory figures at the end (workers of this

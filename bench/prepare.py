@@ -42,6 +42,7 @@ Method
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import math
 import sys
@@ -187,8 +188,6 @@ def prebuild(cases: Sequence[Case], seed: int = 0) -> None:
 def drop_bases() -> None:
     """Free the bases this process holds (a group builder whose members have all copied theirs)."""
     _BASES.clear()
-    import gc
-
     gc.collect()
 
 

@@ -62,7 +62,7 @@ class ForkServer:
         # numpy's OpenBLAS would start a thread server at import: one thread fewer to fork over (numpy's BLAS
         # times nothing in a worker)
         env = dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1")
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr: Optional[IO[bytes]] = None if parent is None else tempfile.TemporaryFile()
         self.proc: "subprocess.Popen | Forked"
         try:
             if parent is None:
@@ -87,6 +87,8 @@ class ForkServer:
     def said(self) -> str:
         """The last line the server wrote to its stderr ("" for none; the runner's own server writes to the
         runner's stderr)."""
+        if self.stderr is None:
+            return ""
         self.stderr.seek(0)
         lines = self.stderr.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else ""
@@ -134,7 +136,8 @@ class ForkServer:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             kill_group(self.proc)
-        self.stderr.close()
+        if self.stderr is not None:
+            self.stderr.close()
 
 
 class Forked:

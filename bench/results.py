@@ -51,10 +51,11 @@ def result_rows(results: Sequence[Result], calibration: Optional[dict[str, float
     by_machine: dict[Optional[str], list[Result]] = {}
     for result in results:
         by_machine.setdefault(result.machine, []).append(result)
-    spreads = {machine: spread(own_track(tracks, machine), [(r.started_at, r.started_at + r.duration_s)
-                                                             for r in mine if r.samples_ns])
-               for machine, mine in by_machine.items()}
-    return [result_row(r, calibration, own_track(tracks, r.machine), spreads[r.machine]) for r in results]
+    mine = {machine: own_track(tracks, machine) for machine in by_machine}
+    spreads = {machine: spread(mine[machine], [(r.started_at, r.started_at + r.duration_s) for r in theirs
+                                               if r.samples_ns])
+               for machine, theirs in by_machine.items()}
+    return [result_row(r, calibration, mine[r.machine], spreads[r.machine]) for r in results]
 
 
 def result_row(result: Result, calibration: Optional[dict[str, float]] = None, track: Track = (),

@@ -65,7 +65,7 @@ from .errors import BadInput, BadValue, StoreError, WorkerFailed
 from .group import SETTLE_S, Arm, Member, paired_rounds, run_group, shares_build
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
-from .probe import PROBE_EVERY_S, PROBE_GROUP_S, PROBE_S, probe_gflop_s
+from .probe import PROBE_GROUP_S, PROBE_S, probe_gflop_s
 from .record import Pairing, Result, attached, invalid_reason, timing_status
 from .shards import Shard, job_id, shard_cases, shard_keys
 from .stats import median_ci, median_ci_rel, paired_figures
@@ -537,7 +537,6 @@ def _measure_part(members: list[Case], label: str, sampling: Measure, options: R
     run = run_group([Arm(case) for case in members], sampling, enough, block_s=options.block_s,
                     min_rounds=sampling.min_samples, max_rounds=sampling.max_samples,
                     max_seconds=sampling.max_seconds * len(members), finish=True, probe=probe,
-                    probe_every_s=PROBE_EVERY_S,
                     request_extra={"tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
                                    "memory_limit_bytes": options.memory_limit_bytes})
     duration = time.perf_counter() - t0
