@@ -230,15 +230,20 @@ class Prepared:
             model = model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         self.model, self.x = model, x
-        num_classes = _first(self.reference).shape[-1] if self.reference is not None else None
-        if num_classes is None:
-            with torch.inference_mode():
-                num_classes = _first(model.eval()(x[:1])).shape[-1]
-        self.labels = torch.randint(0, num_classes, (case.batch_size,), generator=gen).to(x.device)
+        self.labels = self._labels(gen) if case.mode == "train" else None  # inference has no loss
         self.callable: Callable[..., Any] = torch.compile(model, mode=case.compile_mode) if case.compile_mode else model
         # float16 autocast trains with a gradient scaler (its gradients underflow without one)
         self.scaler = (torch.amp.GradScaler(self.device.kind) if case.mode == "train" and precision.autocast
                        and precision.compute == "float16" else None)
+
+    def _labels(self, gen: torch.Generator) -> torch.Tensor:
+        """The training labels: uniform over the model's classes (the reference's width, else a forward of one
+        sample's), drawn from the build's generator."""
+        num_classes = _first(self.reference).shape[-1] if self.reference is not None else None
+        if num_classes is None:
+            with torch.inference_mode():
+                num_classes = _first(self.model.eval()(self.x[:1])).shape[-1]
+        return torch.randint(0, num_classes, (self.case.batch_size,), generator=gen).to(self.x.device)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         precision = PRECISIONS[self.case.precision]

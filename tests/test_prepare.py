@@ -53,3 +53,15 @@ def test_training_compares_the_train_mode_forward_not_the_eval_one():
 def test_a_real_difference_is_still_invalid_in_training(fault_models):
     case = Case("fault_layout", memory_format="channels_last", mode="train", threads=1, input_shape=(3, 8, 8))
     assert validity(Prepared(case))["check_output"] is False
+
+
+def test_getting_an_inference_reference_ready_runs_no_forward_before_its_cold_start(monkeypatch):
+    """Labels feed only the training loss: the reference case (no reference output to read the class count
+    from) runs no extra forward for them in inference, and still draws them (one forward) in training."""
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "__call__", lambda self, *a, **k: calls.append(type(self).__name__)
+                        or torch.nn.Module._call_impl(self, *a, **k))
+    infer = Prepared(Case("lenet5", threads=1, input_shape=(1, 32, 32)))
+    assert infer.labels is None and not calls
+    train = Prepared(Case("lenet5", mode="train", batch_size=3, threads=1, input_shape=(1, 32, 32)))
+    assert calls and train.labels.shape == (3,) and int(train.labels.max()) < 10
