@@ -92,6 +92,32 @@ def probe_gflop_s(threads: int, seconds: float = PROBE_S) -> float:
         torch.set_num_threads(saved)
 
 
+FRESH_MEMORY_BYTES = 64 << 20  # above glibc's largest mmap threshold (32 MiB): pages new from the kernel each time
+
+
+def fresh_memory_us(repeats: int = 5) -> float:
+    """What memory new to the process costs now, in microseconds per 4 KiB page: the median of ``repeats``
+    allocations of ``FRESH_MEMORY_BYTES`` with one byte of every page written, on one thread.
+
+    Not part of the track: a diagnosis. The matmul probe runs in memory it already has; a step that allocates
+    large buffers every iteration (an autocast step's copies of large weights: 63,000 pages a VGG-11 step)
+    also pays the kernel, and on a VM the host, for every page, at a price that can move while the matmul's
+    speed holds still (``benchmarks/variant_drift.py``)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        costs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            torch.empty(FRESH_MEMORY_BYTES, dtype=torch.uint8)[::4096] = 1
+            costs.append((time.perf_counter_ns() - t0) / 1e3 / (FRESH_MEMORY_BYTES // 4096))
+        return round(median(costs), 3)
+    finally:
+        torch.set_num_threads(saved)
+
+
 def speed_during(track: Track, start: float, end: float) -> Optional[float]:
     """The probe's speed over [start, end] relative to the whole track's median (see the module docstring);
     None without a track."""

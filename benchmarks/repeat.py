@@ -22,7 +22,9 @@ two things at once), then prints:
 - the machine's own speed: the matmul calibration's change between the runs and
   each run's bf16:fp32 peak ratio (what an amp-bf16 speedup stands on),
   and the probe track (``bench.probe``): how much it moved within each run and
-  its median's change from run 1 to run 2.
+  its median's change from run 1 to run 2; and what fresh memory cost before and
+  after each run (``bench.probe.fresh_memory_us``: what an amp-bf16 step pays
+  for its weights' copies, and the matmul does not see).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from bench.probe import movement_line
+from bench.probe import fresh_memory_us, movement_line
 from bench.report import speedup_rows
 from bench.results import load
 from bench.runner import RunOptions, execute, start_run
@@ -42,11 +44,16 @@ from bench.store import Store
 from bench.suites import resolve_suite
 
 
+FRESH: dict[str, tuple[float, float]] = {}  # run id -> fresh memory's price (us per page) before and after it
+
+
 def measure_once(store: Store, group: str) -> str:
     suite = replace(resolve_suite("quick"), group=group)
+    before = fresh_memory_us()
     run_id = (run := start_run(suite, RunOptions(group=group))).id
     print(f"run {run_id} (group {group})", flush=True)
     execute(store, run, on_result=lambda r: print(f"  {r.case.key} {r.status}", flush=True))
+    FRESH[run_id] = (before, fresh_memory_us())
     return run_id
 
 
@@ -113,6 +120,9 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
     tracks = [store.track(r) for r in runs]
     for i, track in enumerate(tracks):
         out[f"run {i + 1}: machine speed (probe) moved"] = movement_line(track)
+        if runs[i] in FRESH:
+            out[f"run {i + 1}: fresh memory, us per 4 KiB page, before -> after"] = "{:.2f} -> {:.2f}".format(
+                *FRESH[runs[i]])
     if all(tracks):
         typical = [median([v for _, v in t]) for t in tracks]
         out["probe median, run 2 vs run 1"] = f"{100 * (typical[1] / typical[0] - 1):+.1f}%"

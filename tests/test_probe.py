@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from bench.probe import MIN_SPREAD_WINDOWS, PROBE_S, movement, movement_line, probe_gflop_s, speed_during, spread
+from bench.probe import (MIN_SPREAD_WINDOWS, PROBE_S, fresh_memory_us, movement, movement_line, probe_gflop_s,
+                         speed_during, spread)
 from bench.stats import Z95, median, rerun_interval, stdev
 
 TRACK = [(100.0, 50.0), (110.0, 50.0), (120.0, 25.0), (130.0, 50.0), (140.0, 50.0)]
@@ -15,6 +16,14 @@ def test_the_probe_measures_this_machine_for_its_time(monkeypatch):
     t0 = time.perf_counter()
     assert probe_gflop_s(1) > 0.1  # a 384-square matmul: far above 0.1 GFLOP/s on any CPU that runs torch
     assert time.perf_counter() - t0 >= PROBE_S  # the median over a tenth of a second, not a millisecond's luck
+
+
+def test_fresh_memory_is_priced_per_page_on_one_thread_and_the_thread_count_is_put_back():
+    import torch
+    saved = torch.get_num_threads()
+    cost = fresh_memory_us(repeats=3)
+    # a page fault takes well over a nanosecond and well under a millisecond on anything that runs torch
+    assert 0.001 < cost < 1000 and torch.get_num_threads() == saved
 
 
 def test_a_case_reads_the_probes_around_its_window():
