@@ -7,7 +7,9 @@ Derived columns: ``latency_ms_p50/p90/p99/mean/stdev/iqr/min``, the median's 95%
 CI (``latency_ms_p50_ci_low/high``, ``latency_p50_ci_rel``: the measurement's, from block or round medians over
 its window), where a rerun at another moment is expected (``latency_ms_p50_rerun_low/high``,
 ``latency_p50_rerun_rel``: that CI widened by the run's machine-speed spread, ``bench.probe.spread``, from one
-case's window to another; empty for runs with a shorter track), ``throughput_img_s``
+case's window to another, or by how far this machine's cases moved since its previous run (``rerun_history``)
+where that is wider; ``latency_rerun_from`` says which: "probe" or "run RUN_ID"; empty for runs with a shorter
+track and no earlier run), ``throughput_img_s``
 (batch / median latency), ``flops`` (2 x MACs of one forward pass),
 ``step_flops`` (forward only for inference; 3 x the forward for a training step,
 the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
@@ -44,24 +46,63 @@ COMPILE_FIELDS = tuple(f.name for f in fields(CompileCounts))
 
 
 
+MIN_HISTORY_CASES = 5  # timed cases in both runs: fewer say little about how far a rerun lands
+HISTORY_RUNS = 5  # how many earlier runs are looked through for one of this machine
+
+
+def _p50s(results: Sequence[Result]) -> dict[str, float]:
+    """The p50 (ns) of each case that was timed and passed its checks (ok or noisy), by case key."""
+    return {r.case.key: median(r.samples_ns) for r in results if r.status in ("ok", "noisy") and r.samples_ns}
+
+
+def rerun_history(st: Store, run_id: str, results: Sequence[Result]) -> Optional[tuple[float, str]]:
+    """(the SD of the log of a case's p50 from one run to another, per run; the earlier run it is read from), or
+    None: how far reruns on this machine have landed, whatever moved them (the probe's matmul sees only the
+    machine's compute speed).
+
+    The earlier run: the latest of the ``HISTORY_RUNS`` started before this one that ran on the same machine
+    (label and hardware fingerprint; this run's results all from one machine) and shares at least
+    ``MIN_HISTORY_CASES`` timed cases with it. The SD: 1.4826 x the median over those cases of |log(p50 here /
+    p50 there)| (a robust SD of the change, taken around no change, so that a machine that moved as a whole
+    counts), over sqrt(2): each of the two runs has its own share of the change."""
+    run = st.run(run_id)
+    fingerprint = run["environment"].get("machine_fingerprint")
+    if not fingerprint or len({r.machine for r in results}) > 1:
+        return None
+    mine = _p50s(results)
+    for other in st.earlier_run_ids(run_id, HISTORY_RUNS):
+        earlier = st.run(other)
+        if earlier["machine"] != run["machine"] or earlier["environment"].get("machine_fingerprint") != fingerprint:
+            continue
+        theirs = _p50s(st.results(other))
+        changes = [abs(math.log(mine[k] / theirs[k])) for k in mine.keys() & theirs.keys() if mine[k] > 0 < theirs[k]]
+        if len(changes) >= MIN_HISTORY_CASES:
+            return 1.4826 * median(changes) / math.sqrt(2), other
+    return None
+
+
 def result_rows(results: Sequence[Result], calibration: Optional[dict[str, float]],
-                tracks: dict[Optional[str], list[tuple[float, float]]]) -> list[dict[str, Any]]:
+                tracks: dict[Optional[str], list[tuple[float, float]]],
+                history: Optional[tuple[float, str]] = None) -> list[dict[str, Any]]:
     """A run's rows (``result_row``): each case set against the track of the machine that measured it
-    (``bench.probe.own_track``) and that machine's spread over its cases' windows (``bench.probe.spread``)."""
+    (``bench.probe.own_track``) and that machine's spread over its cases' windows (``bench.probe.spread``), or
+    the spread between this run and an earlier one on the machine (``rerun_history``) where that is wider."""
     by_machine: dict[Optional[str], list[Result]] = {}
     for result in results:
         by_machine.setdefault(result.machine, []).append(result)
     mine = {machine: own_track(tracks, machine) for machine in by_machine}
-    spreads = {machine: spread(mine[machine], [(r.started_at, r.started_at + r.duration_s) for r in theirs
-                                               if r.samples_ns])
-               for machine, theirs in by_machine.items()}
-    return [result_row(r, calibration, mine[r.machine], spreads[r.machine]) for r in results]
+    spreads: dict[Optional[str], tuple[Optional[float], Optional[str]]] = {}
+    for machine, theirs in by_machine.items():
+        probed = spread(mine[machine], [(r.started_at, r.started_at + r.duration_s) for r in theirs if r.samples_ns])
+        wider = history is not None and (probed is None or history[0] > probed)
+        spreads[machine] = (history[0], f"run {history[1]}") if wider else (probed, "probe")
+    return [result_row(r, calibration, mine[r.machine], *spreads[r.machine]) for r in results]
 
 
 def result_row(result: Result, calibration: Optional[dict[str, float]] = None, track: Track = (),
-               log_spread: Optional[float] = None) -> dict[str, Any]:
+               log_spread: Optional[float] = None, spread_from: str = "probe") -> dict[str, Any]:
     """One case's row (the module docstring names its columns), with the run's calibration, probe track and
-    machine-speed spread (``result_rows``)."""
+    machine-speed spread (``result_rows``; ``spread_from`` says where that came from)."""
     case = result.case
     row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
     row["input_shape"] = "x".join(map(str, case.input_shape))
@@ -82,6 +123,7 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
         _nan_if_none(log_spread)) if samples_ms else (math.nan, math.nan)
     row["latency_p50_rerun_rel"] = ((row["latency_ms_p50_rerun_high"] - row["latency_ms_p50_rerun_low"]) / 2
                                     / row["latency_ms_p50"] if samples_ms and row["latency_ms_p50"] else math.nan)
+    row["latency_rerun_from"] = None if math.isnan(row["latency_ms_p50_rerun_low"]) else spread_from
     row.update(pairing_columns(result.pairing))
     row["machine_speed_rel"] = speed_during(track, result.started_at, result.started_at + result.duration_s)
     p50 = row["latency_ms_p50"]
@@ -169,7 +211,8 @@ def load(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd
     st = store if isinstance(store, Store) else open_store(store, create=False)
     run_id = run_id or st.latest_run_id()
     run = st.run(run_id)
-    rows = result_rows(st.results(run_id), run["calibration"], st.tracks(run_id))
+    results = st.results(run_id)
+    rows = result_rows(results, run["calibration"], st.tracks(run_id), rerun_history(st, run_id, results))
     frame = pd.DataFrame(rows)
     frame.insert(0, "run_id", run_id)
     return frame

@@ -84,7 +84,8 @@ def median_ci_rel(samples: Sequence[float]) -> float:
 def rerun_interval(center: float, low: float, high: float, log_sd: float, z: float = Z95) -> tuple[float, float]:
     """Where the median of a rerun at another moment is expected (~95%): a prediction interval. Each side of the CI
     [low, high] around ``center``, taken in log space, is combined in quadrature with ``z`` x ``log_sd`` (the
-    standard deviation of the log of the machine's speed from one case's window to another), and the whole
+    standard deviation of the log of the machine's speed from one case's window to another, or of a case's p50
+    from one run to another: ``bench.results.result_rows``), and the whole
     widened by sqrt(2), since the rerun has a window of its own, as uncertain and at as random a moment as this
     one: center x exp(-/+ sqrt(2) x sqrt(side**2 + (z * log_sd)**2))."""
     if not (center > 0 and low > 0 and high > 0) or math.isnan(log_sd):

@@ -458,6 +458,13 @@ class Store:
             data[key] = json.loads(data.pop(column))
         return data
 
+    def earlier_run_ids(self, run_id: str, limit: int = 5) -> list[str]:
+        """Up to ``limit`` runs started before ``run_id``, the latest first."""
+        started = self.run(run_id)["started_at"]
+        with self.engine.connect() as conn:
+            query = sa.select(runs.c.id).where(runs.c.started_at < started).order_by(runs.c.started_at.desc())
+            return [row[0] for row in conn.execute(query.limit(limit))]
+
     def latest_run_id(self) -> str:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(1)).first()

@@ -124,3 +124,46 @@ def test_a_disturbed_window_is_left_out_of_the_spread_and_its_cases_are_warned()
     assert all(rows[f"m{i}"]["warnings"] == "" for i in range(7) if i != 3)
     # the others' intervals are those of the calm windows alone: one disturbance does not widen them all
     assert rows["m0"]["latency_p50_rerun_rel"] == pytest.approx(calm_only["m0"]["latency_p50_rerun_rel"])
+
+
+def test_a_rerun_interval_widens_to_how_far_this_machines_cases_moved_since_its_previous_run(tmp_path):
+    import time
+
+    from bench.cases import Case
+    from bench.record import Result
+    from bench.results import MIN_HISTORY_CASES, load
+    from bench.store import Store
+
+    store = Store(tmp_path / "h.db")
+    rounds = tuple(range(1_000_000, 1_012_000, 1_000))  # 12 block medians: a narrow CI
+
+    def run(label, fingerprint, scales, n=6):
+        time.sleep(0.01)  # runs in the order made
+        environment = {"hostname": "h", "machine_fingerprint": fingerprint}
+        run_id = store.new_run(suite="s", suite_json={}, environment=environment, calibration={}, settings={},
+                               cases_total=n, machine=label)
+        for i in range(n):
+            samples = tuple(int(v * scales[i % len(scales)]) for v in rounds)
+            store.add_result(run_id, Result(case=Case(f"m{i}"), status="ok", samples_ns=samples,
+                                            round_medians_ns=samples, started_at=time.time(), duration_s=1.0,
+                                            machine=label))
+        return run_id
+
+    first = run("box", "f1", [1.0])
+    second = run("box", "f1", [1.1, 1 / 1.1])  # every case 10% slower or faster than in the first run
+    assert load(first, store)["latency_rerun_from"].isna().all()  # no track, no earlier run: no rerun interval
+    rows = load(second, store)
+    assert (rows["latency_rerun_from"] == f"run {first}").all()
+    sd = 1.4826 * math.log(1.1) / math.sqrt(2)  # each run's share of the change
+    for _, row in rows.iterrows():
+        p50, high = row["latency_ms_p50"], row["latency_ms_p50_ci_high"]
+        assert row["latency_ms_p50_rerun_high"] == pytest.approx(
+            p50 * math.exp(math.sqrt(2 * (math.log(high / p50) ** 2 + (Z95 * sd) ** 2))))
+    # another machine (label or hardware) is not this one's history; a later run reads the latest of its own
+    run("box-b", "f1", [2.0])
+    run("box", "f2", [2.0])
+    third = run("box", "f1", [1.0])
+    assert (load(third, store)["latency_rerun_from"] == f"run {second}").all()
+    assert load(first, store)["latency_rerun_from"].isna().all()  # later runs change nothing of an earlier one
+    few = run("box", "f1", [1.0], n=MIN_HISTORY_CASES - 1)
+    assert load(few, store)["latency_rerun_from"].isna().all()  # too few cases in common say too little
