@@ -50,34 +50,43 @@ MIN_HISTORY_CASES = 5  # timed cases in both runs: fewer say little about how fa
 HISTORY_RUNS = 5  # how many earlier runs are looked through for one of this machine
 
 
-def _p50s(results: Sequence[Result]) -> dict[str, float]:
-    """The p50 (ns) of each case that was timed and passed its checks (ok or noisy), by case key."""
-    return {r.case.key: median(r.samples_ns) for r in results if r.status in ("ok", "noisy") and r.samples_ns}
+def _p50s(results: Sequence[Result], machine: Optional[str]) -> dict[str, float]:
+    """The p50 (ns) of each case measured on ``machine`` (or unlabelled) that was timed and passed its checks (ok or
+    noisy), by case key."""
+    return {r.case.key: median(r.samples_ns) for r in results
+            if r.status in ("ok", "noisy") and r.samples_ns and r.machine in (None, machine)}
+
+
+def _fingerprint(run: dict[str, Any]) -> Optional[str]:
+    environment = run.get("environment")
+    return environment.get("machine_fingerprint") if isinstance(environment, dict) else None
 
 
 def rerun_history(st: Store, run_id: str, results: Sequence[Result]) -> Optional[tuple[float, str]]:
     """(the SD of the log of a case's p50 from one run to another, per run; the earlier run it is read from), or
     None: how far reruns on this machine have landed, whatever moved them (the probe's matmul sees only the
-    machine's compute speed).
+    machine's compute speed; a change of code between the runs counts too, as far as it moves the median case).
 
-    The earlier run: the latest of the ``HISTORY_RUNS`` started before this one that ran on the same machine
-    (label and hardware fingerprint; this run's results all from one machine) and shares at least
-    ``MIN_HISTORY_CASES`` timed cases with it. The SD: 1.4826 x the median over those cases of |log(p50 here /
-    p50 there)| (a robust SD of the change, taken around no change, so that a machine that moved as a whole
-    counts), over sqrt(2): each of the two runs has its own share of the change."""
+    The earlier run: the latest of the ``HISTORY_RUNS`` runs with this run's machine label started before it
+    whose hardware fingerprint is this run's and which shares at least ``MIN_HISTORY_CASES`` timed cases with it
+    measured on that machine (a run whose results come from other machines, or without a fingerprint, has no
+    history). The SD: 1.4826 x the median over those cases of |log(p50 here / p50 there)| (a robust SD of the
+    change, taken around no change, so that a machine that moved as a whole counts), over sqrt(2): each of the two
+    runs has its own share of the change; a change of nothing is no history."""
     run = st.run(run_id)
-    fingerprint = run["environment"].get("machine_fingerprint")
-    if not fingerprint or len({r.machine for r in results}) > 1:
+    label, fingerprint = run.get("machine"), _fingerprint(run)
+    if not fingerprint or not {r.machine for r in results} <= {None, label}:
         return None
-    mine = _p50s(results)
-    for other in st.earlier_run_ids(run_id, HISTORY_RUNS):
+    mine = _p50s(results, label)
+    for other in st.earlier_run_ids(run_id, label, HISTORY_RUNS):
         earlier = st.run(other)
-        if earlier["machine"] != run["machine"] or earlier["environment"].get("machine_fingerprint") != fingerprint:
+        if _fingerprint(earlier) != fingerprint:
             continue
-        theirs = _p50s(st.results(other))
+        theirs = _p50s(st.results(other), label)
         changes = [abs(math.log(mine[k] / theirs[k])) for k in mine.keys() & theirs.keys() if mine[k] > 0 < theirs[k]]
         if len(changes) >= MIN_HISTORY_CASES:
-            return 1.4826 * median(changes) / math.sqrt(2), other
+            sd = 1.4826 * median(changes) / math.sqrt(2)
+            return (sd, other) if sd > 0 else None
     return None
 
 

@@ -458,11 +458,12 @@ class Store:
             data[key] = json.loads(data.pop(column))
         return data
 
-    def earlier_run_ids(self, run_id: str, limit: int = 5) -> list[str]:
-        """Up to ``limit`` runs started before ``run_id``, the latest first."""
-        started = self.run(run_id)["started_at"]
+    def earlier_run_ids(self, run_id: str, machine: Optional[str], limit: int = 5) -> list[str]:
+        """Up to ``limit`` runs labelled ``machine`` started before ``run_id``, the latest first."""
+        started = self.run(run_id)["started_at"] or 0.0
         with self.engine.connect() as conn:
-            query = sa.select(runs.c.id).where(runs.c.started_at < started).order_by(runs.c.started_at.desc())
+            query = (sa.select(runs.c.id).where(runs.c.started_at < started, runs.c.machine == machine)
+                     .order_by(runs.c.started_at.desc(), runs.c.id.desc()))
             return [row[0] for row in conn.execute(query.limit(limit))]
 
     def latest_run_id(self) -> str:

@@ -137,7 +137,7 @@ def test_a_rerun_interval_widens_to_how_far_this_machines_cases_moved_since_its_
     store = Store(tmp_path / "h.db")
     rounds = tuple(range(1_000_000, 1_012_000, 1_000))  # 12 block medians: a narrow CI
 
-    def run(label, fingerprint, scales, n=6):
+    def run(label, fingerprint, scales, n=6, measured_on=None):
         time.sleep(0.01)  # runs in the order made
         environment = {"hostname": "h", "machine_fingerprint": fingerprint}
         run_id = store.new_run(suite="s", suite_json={}, environment=environment, calibration={}, settings={},
@@ -146,24 +146,54 @@ def test_a_rerun_interval_widens_to_how_far_this_machines_cases_moved_since_its_
             samples = tuple(int(v * scales[i % len(scales)]) for v in rounds)
             store.add_result(run_id, Result(case=Case(f"m{i}"), status="ok", samples_ns=samples,
                                             round_medians_ns=samples, started_at=time.time(), duration_s=1.0,
-                                            machine=label))
+                                            machine=(measured_on or [label])[i % len(measured_on or [label])]))
         return run_id
 
     first = run("box", "f1", [1.0])
-    second = run("box", "f1", [1.1, 1 / 1.1])  # every case 10% slower or faster than in the first run
+    # every case 10% slower or faster than in the first run, but one 3x slower: the median change is 10%
+    second = run("box", "f1", [1.1, 1 / 1.1, 1.1, 1 / 1.1, 1.1, 3.0])
     assert load(first, store)["latency_rerun_from"].isna().all()  # no track, no earlier run: no rerun interval
     rows = load(second, store)
     assert (rows["latency_rerun_from"] == f"run {first}").all()
     sd = 1.4826 * math.log(1.1) / math.sqrt(2)  # each run's share of the change
     for _, row in rows.iterrows():
-        p50, high = row["latency_ms_p50"], row["latency_ms_p50_ci_high"]
+        p50, low, high = (row[f"latency_ms_p50{end}"] for end in ("", "_ci_low", "_ci_high"))
         assert row["latency_ms_p50_rerun_high"] == pytest.approx(
             p50 * math.exp(math.sqrt(2 * (math.log(high / p50) ** 2 + (Z95 * sd) ** 2))))
-    # another machine (label or hardware) is not this one's history; a later run reads the latest of its own
+        assert row["latency_ms_p50_rerun_low"] == pytest.approx(
+            p50 * math.exp(-math.sqrt(2 * (math.log(p50 / low) ** 2 + (Z95 * sd) ** 2))))
+    # another machine (label or hardware), or a run measured partly elsewhere, is not this one's history; a later
+    # run reads the latest of its own
     run("box-b", "f1", [2.0])
     run("box", "f2", [2.0])
+    run("box", "f1", [3.0], measured_on=["box", "box-2"])  # its box cases alone are too few
     third = run("box", "f1", [1.0])
     assert (load(third, store)["latency_rerun_from"] == f"run {second}").all()
     assert load(first, store)["latency_rerun_from"].isna().all()  # later runs change nothing of an earlier one
     few = run("box", "f1", [1.0], n=MIN_HISTORY_CASES - 1)
     assert load(few, store)["latency_rerun_from"].isna().all()  # too few cases in common say too little
+    same = run("box", "f1", [1.0])  # nothing moved since the third run: no history, not a zero-width one
+    assert load(same, store)["latency_rerun_from"].isna().all()
+    elsewhere = run("box", "f1", [1.1], measured_on=["box-3"])  # resumed on another machine under the label
+    assert load(elsewhere, store)["latency_rerun_from"].isna().all()
+    with store.engine.begin() as conn:  # a run whose environment is not a table: no history, and no error
+        conn.exec_driver_sql(f"update runs set environment_json = 'null' where id = '{first}'")
+    assert load(first, store)["latency_rerun_from"].isna().all() and len(load(second, store)) == 6
+
+
+def test_the_rerun_interval_takes_the_wider_of_the_probes_spread_and_the_history():
+    from bench.cases import Case
+    from bench.record import Result
+    from bench.results import result_rows
+
+    rounds = tuple(range(1_000_000, 1_012_000, 1_000))
+    results = [Result(case=Case(f"m{i}"), status="ok", samples_ns=rounds, round_medians_ns=rounds,
+                      started_at=100.0 + 20 * i, duration_s=10.0, machine="vm") for i in range(6)]
+    tracks = {"vm": [(105.0 + 20 * i, 70.0 if i % 2 else 140.0) for i in range(6)]}  # a probe spread of ~0.38
+    probed = result_rows(results, None, tracks)
+    narrow = result_rows(results, None, tracks, history=(0.01, "r0"))
+    wide = result_rows(results, None, tracks, history=(1.0, "r0"))
+    assert {row["latency_rerun_from"] for row in narrow} == {"probe"}
+    assert [row["latency_p50_rerun_rel"] for row in narrow] == [row["latency_p50_rerun_rel"] for row in probed]
+    assert {row["latency_rerun_from"] for row in wide} == {"run r0"}
+    assert all(w["latency_p50_rerun_rel"] > p["latency_p50_rerun_rel"] for w, p in zip(wide, probed))
