@@ -35,7 +35,7 @@ from .errors import BadValue, StoreError, cannot
 from .precision import DTYPE_BYTES, weight_dtype
 from .probe import movement_line
 from .record import STATUSES, Result
-from .results import rerun_history, result_rows
+from .results import result_rows
 from .store import Store
 
 REFERENCE = "fp32/contiguous/eager"
@@ -76,8 +76,7 @@ def gather(store: Store, run_ids: Sequence[str]) -> list[RunData]:
         results = tuple(store.results(run_id))
         if not results:
             raise StoreError(f"run {run_id!r} has no results yet; nothing to report")
-        frame = pd.DataFrame(result_rows(results, meta["calibration"], store.tracks(run_id),
-                                         rerun_history(store, run_id, results)))
+        frame = pd.DataFrame(result_rows(results, meta["calibration"], store.tracks(run_id)))
         for column in NUMERIC:  # all-None columns would stay objects, and None does no arithmetic
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         frame.insert(0, "run_id", escape.terminal(run_id))

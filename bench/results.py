@@ -62,10 +62,11 @@ def _fingerprint(run: dict[str, Any]) -> Optional[str]:
     return environment.get("machine_fingerprint") if isinstance(environment, dict) else None
 
 
-def rerun_history(st: Store, run_id: str, results: Sequence[Result]) -> Optional[tuple[float, str]]:
-    """(the SD of the log of a case's p50 from one run to another, per run; the earlier run it is read from), or
-    None: how far reruns on this machine have landed, whatever moved them (the probe's matmul sees only the
-    machine's compute speed; a change of code between the runs counts too, as far as it moves the median case).
+def rerun_history(st: Store, run: dict[str, Any], results: Sequence[Result]) -> Optional[tuple[float, str]]:
+    """For ``run`` (as ``Store.run`` gives it) and its results: (the SD of the log of a case's p50 from one run to
+    another, per run; the earlier run it is read from), or None. How far reruns on this machine have landed,
+    whatever moved them (the probe's matmul sees only the machine's compute speed; a change of code between the
+    runs counts too, as far as it moves the median case).
 
     The earlier run: the latest of the ``HISTORY_RUNS`` runs with this run's machine label started before it
     whose hardware fingerprint is this run's and which shares at least ``MIN_HISTORY_CASES`` timed cases with it
@@ -73,12 +74,11 @@ def rerun_history(st: Store, run_id: str, results: Sequence[Result]) -> Optional
     history). The SD: 1.4826 x the median over those cases of |log(p50 here / p50 there)| (a robust SD of the
     change, taken around no change, so that a machine that moved as a whole counts), over sqrt(2): each of the two
     runs has its own share of the change; a change of nothing is no history."""
-    run = st.run(run_id)
     label, fingerprint = run.get("machine"), _fingerprint(run)
     if not fingerprint or not {r.machine for r in results} <= {None, label}:
         return None
     mine = _p50s(results, label)
-    for other in st.earlier_run_ids(run_id, label, HISTORY_RUNS):
+    for other in st.earlier_run_ids(run["started_at"], label, HISTORY_RUNS):
         earlier = st.run(other)
         if _fingerprint(earlier) != fingerprint:
             continue
@@ -221,7 +221,7 @@ def load(run_id: Optional[str] = None, store: "Store | str | None" = None) -> pd
     run_id = run_id or st.latest_run_id()
     run = st.run(run_id)
     results = st.results(run_id)
-    rows = result_rows(results, run["calibration"], st.tracks(run_id), rerun_history(st, run_id, results))
+    rows = result_rows(results, run["calibration"], st.tracks(run_id), rerun_history(st, run, results))
     frame = pd.DataFrame(rows)
     frame.insert(0, "run_id", run_id)
     return frame

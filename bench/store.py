@@ -458,11 +458,10 @@ class Store:
             data[key] = json.loads(data.pop(column))
         return data
 
-    def earlier_run_ids(self, run_id: str, machine: Optional[str], limit: int = 5) -> list[str]:
-        """Up to ``limit`` runs labelled ``machine`` started before ``run_id``, the latest first."""
-        started = self.run(run_id)["started_at"] or 0.0
+    def earlier_run_ids(self, before: Optional[float], machine: Optional[str], limit: int = 5) -> list[str]:
+        """Up to ``limit`` runs labelled ``machine`` started before the unix time ``before``, the latest first."""
         with self.engine.connect() as conn:
-            query = (sa.select(runs.c.id).where(runs.c.started_at < started, runs.c.machine == machine)
+            query = (sa.select(runs.c.id).where(runs.c.started_at < (before or 0.0), runs.c.machine == machine)
                      .order_by(runs.c.started_at.desc(), runs.c.id.desc()))
             return [row[0] for row in conn.execute(query.limit(limit))]
 
