@@ -45,6 +45,8 @@ from bench.cases import BLOCK_S, Case, Measure, all_cores
 from bench.environment import cpu_model
 from bench.group import Arm, run_group, settle_for
 from bench.probe import PROBE_GROUP_S, fresh_memory_us, probe_gflop_s
+from bench.record import Pairing
+from bench.results import pairing_columns
 from bench.stats import median, paired_figures, stdev
 from bench.zoo import resolve
 
@@ -68,7 +70,7 @@ def _windows(ends: list[float], width: float) -> list[list[int]]:
 
 
 def _decided(fig: dict) -> str:
-    lo, hi = fig["speedup_low"], fig["speedup_high"]
+    lo, hi = fig["speedup_ci_low"], fig["speedup_ci_high"]
     return "faster" if lo > 1 else "slower" if hi < 1 else "none"
 
 
@@ -127,15 +129,14 @@ def main(argv: list[str]) -> int:
         if not member.active:
             continue
         figs = []
-        for w in windows:
+        for w in windows:  # each window's rounds paired, and turned into a speedup, as the runner stores them
             both = [(ref.round_ns[i], member.round_ns[i]) for i in w]
             base, mine = zip(*[(b, m) for b, m in both if b is not None and m is not None])
-            f = paired_figures(base, mine)
-            low = 1 / f["ratio_ci_high"] if f["ratio_ci_high"] else math.nan
-            high = 1 / f["ratio_ci_low"] if f["ratio_ci_low"] else math.nan
-            figs.append({"speedup": 1 / f["ratio"], "speedup_low": low, "speedup_high": high, "rounds": len(base)})
+            pairing = Pairing(group="window", reference=ref.arm.case.key, members=len(cases), rounds=len(base),
+                              **paired_figures(base, mine))
+            figs.append({k: math.nan if v is None else v for k, v in pairing_columns(pairing).items()})
         values = [f["speedup"] for f in figs]
-        half = median([(f["speedup_high"] - f["speedup_low"]) / 2 / f["speedup"] for f in figs])
+        half = median([(f["speedup_ci_high"] - f["speedup_ci_low"]) / 2 / f["speedup"] for f in figs])
         pairs = list(itertools.combinations(range(len(figs)), 2))
         far = [(a, b) for a, b in pairs if centres[b] - centres[a] >= args.apart]
 
@@ -150,7 +151,7 @@ def main(argv: list[str]) -> int:
         print(f"\n{c.precision}/{c.memory_format} over fp32/contiguous, per window: "
               + " ".join(f"{v:.3f}" for v in values))
         print(f"  min {min(values):.3f}  max {max(values):.3f}  SD {100 * stdev(values) / median(values):.1f}%  "
-              f"median interval half-width {100 * half:.1f}%  ({median([f['rounds'] for f in figs]):.0f} rounds a window)")
+              f"median interval half-width {100 * half:.1f}%  ({median([f['paired_rounds'] for f in figs]):.0f} rounds a window)")
         print(f"  window pairs within +/-5%: all {within(pairs)}; >= {args.apart:g} s apart {within(far)}")
     return 0
 
