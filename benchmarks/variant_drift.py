@@ -43,11 +43,13 @@ import time
 
 from bench.cases import BLOCK_S, Case, Measure, all_cores
 from bench.environment import cpu_model
+from bench.errors import CnnbenchError
 from bench.group import Arm, run_group, settle_for
 from bench.probe import PROBE_GROUP_S, fresh_memory_us, probe_gflop_s
 from bench.record import Pairing
 from bench.results import pairing_columns
 from bench.stats import median, paired_figures, stdev
+from bench.values import MAX_SECONDS, batch_size, fraction, non_negative_float, option, seconds
 from bench.zoo import resolve
 
 VARIANTS = [("fp32", "contiguous"), ("fp32", "channels_last"), ("amp-bf16", "contiguous"),
@@ -77,13 +79,20 @@ def _decided(fig: dict) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vgg11")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--window", type=float, default=20.0, help="seconds of wall time per window")
-    parser.add_argument("--apart", type=float, default=120.0, help="seconds: window pairs at least this far apart")
-    args = parser.parse_args(argv)
+    parser.add_argument("--batch", default="1", type=option(batch_size))
+    parser.add_argument("--minutes", default="5",
+                        type=option(fraction, "--minutes", MAX_SECONDS / 60, "a number of minutes"))
+    parser.add_argument("--window", default="20", type=option(seconds, "--window"),
+                        help="seconds of wall time per window")
+    parser.add_argument("--apart", default="120", type=option(non_negative_float, "--apart"),
+                        help="seconds: window pairs at least this far apart")
+    try:
+        args = parser.parse_args(argv)
+        shape = resolve(args.model).input_shape
+    except CnnbenchError as exc:  # one line, as the command line gives it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     threads = all_cores()
-    shape = resolve(args.model).input_shape
     cases = [Case(args.model, batch_size=args.batch, precision=p, memory_format=f, threads=threads,
                   input_shape=shape) for p, f in VARIANTS]
     ends: list[float] = []
@@ -100,11 +109,11 @@ def main(argv: list[str]) -> int:
         ends.append(time.perf_counter())
         return False
 
-    seconds = args.minutes * 60
+    duration_s = args.minutes * 60
     print(f"machine: {cpu_model()}, {threads} threads; {args.model} b{args.batch}, {args.minutes:g} min, "
           f"windows of {args.window:g} s", flush=True)
-    run = run_group([Arm(c) for c in cases], Measure(max_seconds=seconds, warmup_seconds=1.0), never,
-                    block_s=BLOCK_S, min_rounds=1, max_rounds=1_000_000, max_seconds=seconds, probe=probe)
+    run = run_group([Arm(c) for c in cases], Measure(max_seconds=duration_s, warmup_seconds=1.0),
+                    never, block_s=BLOCK_S, min_rounds=1, max_rounds=1_000_000, max_seconds=duration_s, probe=probe)
     ref = run.members[0]
     for member in run.members:
         if not member.active:
