@@ -97,12 +97,13 @@ FRESH_MEMORY_BYTES = 64 << 20  # above glibc's largest mmap threshold (32 MiB): 
 
 def fresh_memory_us(repeats: int = 5) -> float:
     """What memory new to the process costs now, in microseconds per 4 KiB page: the median of ``repeats``
-    allocations of ``FRESH_MEMORY_BYTES`` with one byte of every page written, on one thread.
+    allocations of ``FRESH_MEMORY_BYTES`` with one byte of every page written, on one thread: the page faults'
+    price (the kernel's, and on a VM the host's), without the write a step would pay in memory it already had.
 
-    Not part of the track: a diagnosis. The matmul probe runs in memory it already has; a step that allocates
-    large buffers every iteration (an autocast step's copies of large weights: 63,000 pages a VGG-11 step)
-    also pays the kernel, and on a VM the host, for every page, at a price that can move while the matmul's
-    speed holds still (``benchmarks/variant_drift.py``)."""
+    Not part of the track: a diagnosis (``fresh_spread``). The matmul probe runs in memory it already has; a step
+    that allocates large buffers every iteration (an autocast step's copies of large weights: 63,000 pages a
+    VGG-11 step) also pays the kernel, and on a VM the host, for every page, at a price that can move while the
+    matmul's speed holds still (``benchmarks/variant_drift.py``)."""
     import torch
 
     saved = torch.get_num_threads()
@@ -116,6 +117,24 @@ def fresh_memory_us(repeats: int = 5) -> float:
         return round(median(costs), 3)
     finally:
         torch.set_num_threads(saved)
+
+
+def fresh_spread(prices: Sequence[tuple[tuple[float, float], float]]) -> Optional[float]:
+    """The SD of the log of the price of fresh memory (``fresh_memory_us``) from one case's window to another:
+    ``prices`` are (the case's window (start, end), the price its worker measured when it finished sampling); the
+    members of a group share a window, which counts once, at its members' median price; a window whose price is
+    off the run's median by more than ``DISTURBED`` times is left out, as for ``spread``. None with fewer than
+    ``MIN_SPREAD_WINDOWS`` windows."""
+    by_window: dict[tuple[float, float], list[float]] = {}
+    for window, price in prices:
+        if price and price > 0:
+            by_window.setdefault(window, []).append(price)
+    if len(by_window) < MIN_SPREAD_WINDOWS:
+        return None
+    values = [median(v) for v in by_window.values()]
+    typical = median(values)
+    logs = [math.log(value / typical) for value in values if not disturbed(value / typical)]
+    return stdev(logs) if len(logs) >= MIN_SPREAD_WINDOWS else None
 
 
 def speed_during(track: Track, start: float, end: float) -> Optional[float]:

@@ -8,8 +8,12 @@ CI (``latency_ms_p50_ci_low/high``, ``latency_p50_ci_rel``: the measurement's, f
 its window), where a rerun at another moment is expected (``latency_ms_p50_rerun_low/high``,
 ``latency_p50_rerun_rel``: that CI widened by the run's machine-speed spread, ``bench.probe.spread``, from one
 case's window to another, or by how far this machine's cases moved since its previous run (``rerun_history``)
-where that is wider; ``latency_rerun_from`` says which: "probe" or "run RUN_ID"; empty for runs with a shorter
-track and no earlier run), ``throughput_img_s``
+where that is wider; and, for a case that pays for fresh memory, by its share of the step times how far the price
+of fresh memory moved from one case's window to another, ``bench.probe.fresh_spread``; ``latency_rerun_from`` says
+which: "probe" or "run RUN_ID", with " + fresh memory" where that term widened it; empty for runs with a shorter
+track and no earlier run), ``fresh_memory_share`` (a CPU case's minor page faults per timed iteration x the price of a
+fresh page measured as it finished, over its p50: about how much of the step goes to memory new to it; an upper
+estimate where the step's threads fault in parallel, the price being one thread's; at most 1), ``throughput_img_s``
 (batch / median latency), ``flops`` (2 x MACs of one forward pass),
 ``step_flops`` (forward only for inference; 3 x the forward for a training step,
 the usual forward + 2 x backward estimate), ``achieved_gflop_s`` (step_flops /
@@ -34,7 +38,7 @@ from . import escape
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
-from .probe import Track, disturbed, own_track, speed_during, spread
+from .probe import Track, disturbed, fresh_spread, own_track, speed_during, spread
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
 from .telemetry import THROTTLING, shared, throttled
 from .stats import median, median_ci, median_ci_rel, rerun_interval, summarize
@@ -46,6 +50,7 @@ COMPILE_FIELDS = tuple(f.name for f in fields(CompileCounts))
 
 
 
+FRESH_SHARE_WARN = 0.25  # of a step's time paid for fresh memory: its time moves with that price, warned in the row
 MIN_HISTORY_CASES = 5  # timed cases in both runs: fewer say little about how far a rerun lands
 HISTORY_RUNS = 5  # how many earlier runs are looked through for one of this machine
 
@@ -95,23 +100,29 @@ def result_rows(results: Sequence[Result], calibration: Optional[dict[str, float
                 history: Optional[tuple[float, str]] = None) -> list[dict[str, Any]]:
     """A run's rows (``result_row``): each case set against the track of the machine that measured it
     (``bench.probe.own_track``) and that machine's spread over its cases' windows (``bench.probe.spread``), or
-    the spread between this run and an earlier one on the machine (``rerun_history``) where that is wider."""
+    the spread between this run and an earlier one on the machine (``rerun_history``) where that is wider; and that
+    machine's spread of the price of fresh memory (``bench.probe.fresh_spread``)."""
     by_machine: dict[Optional[str], list[Result]] = {}
     for result in results:
         by_machine.setdefault(result.machine, []).append(result)
     mine = {machine: own_track(tracks, machine) for machine in by_machine}
     spreads: dict[Optional[str], tuple[Optional[float], Optional[str]]] = {}
     for machine, theirs in by_machine.items():
-        probed = spread(mine[machine], [(r.started_at, r.started_at + r.duration_s) for r in theirs if r.samples_ns])
+        timed = [r for r in theirs if r.samples_ns]
+        probed = spread(mine[machine], [(r.started_at, r.started_at + r.duration_s) for r in timed])
         wider = history is not None and (probed is None or history[0] > probed)
-        spreads[machine] = (history[0], f"run {history[1]}") if wider else (probed, "probe")
+        fresh = fresh_spread([((r.started_at, r.started_at + r.duration_s), r.fresh_page_us) for r in timed
+                              if r.fresh_page_us is not None])
+        spreads[machine] = ((history[0], f"run {history[1]}") if wider else (probed, "probe")) + (fresh,)
     return [result_row(r, calibration, mine[r.machine], *spreads[r.machine]) for r in results]
 
 
 def result_row(result: Result, calibration: Optional[dict[str, float]] = None, track: Track = (),
-               log_spread: Optional[float] = None, spread_from: str = "probe") -> dict[str, Any]:
-    """One case's row (the module docstring names its columns), with the run's calibration, probe track and
-    machine-speed spread (``result_rows``; ``spread_from`` says where that came from)."""
+               log_spread: Optional[float] = None, spread_from: str = "probe",
+               fresh_log_spread: Optional[float] = None) -> dict[str, Any]:
+    """One case's row (the module docstring names its columns), with the run's calibration, probe track,
+    machine-speed spread (``result_rows``; ``spread_from`` says where that came from) and spread of the price of
+    fresh memory: the rerun interval's log SD is sqrt(spread**2 + (fresh_memory_share x fresh spread)**2)."""
     case = result.case
     row: dict[str, Any] = {"case_key": case.key, **case.to_dict(), "variant": case.variant}
     row["input_shape"] = "x".join(map(str, case.input_shape))
@@ -127,6 +138,10 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
         row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"] = median_ci(rounds_ms)
         row["latency_p50_ci_rel"] = median_ci_rel(rounds_ms)
         row["latency_ci_from"] = "rounds" if result.pairing is not None else "blocks"
+    share = row["fresh_memory_share"] = fresh_share(result, row["latency_ms_p50"]) if samples_ms else None
+    fresh_term = share * fresh_log_spread if share and fresh_log_spread else 0.0
+    if log_spread is not None and fresh_term:
+        log_spread, spread_from = math.hypot(log_spread, fresh_term), f"{spread_from} + fresh memory"
     row["latency_ms_p50_rerun_low"], row["latency_ms_p50_rerun_high"] = rerun_interval(
         row["latency_ms_p50"], row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"],
         _nan_if_none(log_spread)) if samples_ms else (math.nan, math.nan)
@@ -151,6 +166,15 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
     row.update({f"compile_{name}": getattr(counts, name) if counts else None for name in COMPILE_FIELDS})
     row["warnings"] = "; ".join(case_warnings(row))
     return row
+
+
+def fresh_share(result: Result, p50_ms: float) -> Optional[float]:
+    """About what share of a CPU case's step goes to memory new to it: minor page faults per timed iteration x the
+    price of a fresh page (``bench.worker.fault_figures``) over the p50, at most 1: the time one thread would take
+    for those faults, so an upper estimate where the step's threads fault in parallel; None without both figures."""
+    if result.case.device != "cpu" or result.page_faults_per_iter is None or not result.fresh_page_us or not p50_ms > 0:
+        return None
+    return min(1.0, result.page_faults_per_iter * result.fresh_page_us / 1e3 / p50_ms)
 
 
 def gpu_columns(start: Optional[GpuState], end: Optional[GpuState]) -> dict[str, Any]:
@@ -180,6 +204,13 @@ def case_warnings(row: dict[str, Any]) -> list[str]:
         out.append(f"the machine ran at {speed:.2g}x its typical speed in this run while this case was measured "
                    "(another process, or the host taking the CPUs): its times are the disturbed machine's; rerun it "
                    "on a quiet machine")
+    share = row.get("fresh_memory_share")
+    if share is not None and share >= FRESH_SHARE_WARN:
+        out.append(f"about {share:.0%} of this step goes to memory new to the process "
+                   f"({row['page_faults_per_iter']:,.0f} page faults per iteration at {row['fresh_page_us']:.2f} us "
+                   "each): its time moves with the price of fresh memory, which the machine (on a VM, its host) sets "
+                   "and the matmul probe does not see; a larger batch, or an allocator that keeps memory (jemalloc, "
+                   "tcmalloc), pays it less often")
     if row.get("compile_recompiles"):
         n = row["compile_recompiles"]
         out.append(f"Dynamo recompiled {n} time{'s' if n != 1 else ''} while sampling: the steady state was not "

@@ -51,6 +51,13 @@ Method
     frames it compiled again while sampling (``bench.prepare.CompileWatch``); a
     recompile there means the steady state was not one, a warning in the row.
 
+    **Page faults.** The process's minor page faults over the timed iterations (``getrusage``), per
+    iteration: the pages new to the process each step touches (a cast's copies, buffers above glibc's mmap
+    threshold, which go back to the kernel when freed). And, once sampling is over and outside the memory
+    window, the price of such a page now (``bench.probe.fresh_memory_us``, on one thread; CPU cases):
+    with the two, ``bench.results`` says what share of the step goes to fresh memory, a price that moves with
+    the machine (on a VM, the host's) while the matmul probe holds still.
+
     A failed validity check makes the case ``invalid``, with the check named.
 """
 
@@ -71,6 +78,7 @@ from typing import Any, Callable, Iterator, Optional
 from . import processes
 from .cases import BLOCK_S, Case, Measure
 from .devices import device_of
+from .probe import fresh_memory_us
 from .prepare import CompileWatch, Skip, failure, get_ready, own_base, set_backends, skip_reason
 from .record import Result, invalid_reason, timing_status
 from .stats import median, median_ci_rel
@@ -118,6 +126,23 @@ def _cpu_peak_rss() -> Iterator[dict[str, Optional[int]]]:
         high = _rss_bytes("VmHWM") if reset else peak[0]
         if high is not None and found["baseline"] is not None:
             found["delta"] = max(0, high - found["baseline"])
+
+
+def minor_faults() -> int:
+    """This process's minor page faults so far, all its threads."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def fault_figures(case: Case, faults: int, iterations: int) -> dict[str, Optional[float]]:
+    """The Result's page-fault figures (see the module docstring): faults per timed iteration, and the price of a
+    fresh page now on a CPU case; None where it cannot be had (no iterations, a memory cap that refuses 64 MiB)."""
+    price = None
+    if case.device == "cpu":
+        try:
+            price = fresh_memory_us(repeats=3)
+        except (MemoryError, RuntimeError):
+            price = None
+    return {"page_faults_per_iter": round(faults / iterations, 1) if iterations else None, "fresh_page_us": price}
 
 
 def timed_block(step: Callable[[], Any], case: Case, seconds: float) -> tuple[list[int], list[int]]:
@@ -172,13 +197,16 @@ def measure(case: Case, sampling: Measure) -> Result:
             figures["gpu_start"] = device.telemetry()
             if watch:
                 watch.sampling_starts()
+            faults = minor_faults()
             samples, host, medians, stop = sample(step, case, sampling)
+            faults = minor_faults() - faults
             figures["gpu_end"] = device.telemetry()
             if watch:
                 figures["compile_counts"] = watch.counts()
             figures.update(samples_ns=tuple(samples), host_samples_ns=tuple(host), round_medians_ns=tuple(medians),
                            timer=device.timer, stop_reason=stop)
         figures.update(device.memory(rss))
+        figures.update(fault_figures(case, faults, len(samples)))  # outside the memory window: 64 MiB of its own
     except Exception as exc:  # a failing case is a row, not a crashed suite
         return done(*failure(exc))
     why = invalid_reason(case, figures)
@@ -217,7 +245,8 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
     the worker to those CPUs first. Then each ``{"block": SECONDS}``
     runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
     them) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
-    figures of the worker's whole life (its peak above the baseline once built) and ends it,
+    figures of the worker's whole life (its peak above the baseline once built) and its page faults per timed
+    iteration with the price of a fresh page (``fault_figures``) and ends it,
     as does the end of input (with the GPU's telemetry at ready and at finish, and a compiled case's Dynamo
     counts, where there are some). Between blocks it waits on its input, idle, while the others run.
     """
@@ -254,6 +283,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
         reply({"ready": True, **figures})
         own_limit(None)
         finished = False
+        faults = iterations = 0
         for line in lines:
             own_limit(sampling.timeout_s)
             ask = json.loads(line)
@@ -261,7 +291,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
                 finished = True
                 break
             try:
+                before = minor_faults()
                 samples = timed_block(step, case, float(ask["block"]))[0]
+                faults, iterations = faults + minor_faults() - before, iterations + len(samples)
             except Exception as exc:  # an oom or a failure mid-run: say which, then stop
                 status, reason = failure(exc)
                 reply({"failed": True, "status": status, "reason": reason})
@@ -272,7 +304,8 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
             own_limit(None)
     if finished:
         ends = {"gpu_start": gpu_start, "gpu_end": device.telemetry(), "compile_counts": watch and watch.counts()}
-        reply({**device.memory(rss), **{k: asdict(v) for k, v in ends.items() if v is not None}})
+        reply({**device.memory(rss), **{k: asdict(v) for k, v in ends.items() if v is not None},
+               **fault_figures(case, faults, iterations)})
     return 0
 
 

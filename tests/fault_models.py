@@ -133,6 +133,20 @@ def paced_3ms(**kwargs):
     return _Tiny(_paced(0.003))
 
 
+FRESH_BYTES = 40 << 20  # above glibc's largest mmap threshold (32 MiB): pages new to the process every forward
+
+
+def _fresh_memory(x):
+    torch.empty(FRESH_BYTES, dtype=torch.uint8).fill_(1)
+    return x
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def fresh_memory(**kwargs):
+    """Writes 40 MiB of memory new to its process every forward: 10,240 page faults a step."""
+    return _Tiny(_fresh_memory)
+
+
 FLAGS_SEEN: list[tuple[bool, bool]] = []  # (TF32 for matmul, TF32 for cuDNN) at each real forward
 
 

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from bench.probe import (MIN_SPREAD_WINDOWS, PROBE_S, fresh_memory_us, movement, movement_line, probe_gflop_s,
-                         speed_during, spread)
+from bench.probe import (MIN_SPREAD_WINDOWS, PROBE_S, fresh_memory_us, fresh_spread, movement, movement_line,
+                         probe_gflop_s, speed_during, spread)
 from bench.stats import Z95, median, rerun_interval, stdev
 
 TRACK = [(100.0, 50.0), (110.0, 50.0), (120.0, 25.0), (130.0, 50.0), (140.0, 50.0)]
@@ -24,6 +24,65 @@ def test_fresh_memory_is_priced_per_page_on_one_thread_and_the_thread_count_is_p
     cost = fresh_memory_us(repeats=3)
     # a page fault takes well over a nanosecond and well under a millisecond on anything that runs torch
     assert 0.001 < cost < 1000 and torch.get_num_threads() == saved
+
+
+def test_the_fresh_memory_spread_is_the_sd_of_the_log_price_over_windows_a_group_counting_once():
+    prices = [1.0, 1.2, 0.9, 1.0, 1.5]
+    windows = [(10.0 * i, 10.0 * i + 10) for i in range(len(prices))]
+    typical = median(prices)
+    expected = stdev([math.log(p / typical) for p in prices])
+    assert fresh_spread(list(zip(windows, prices))) == pytest.approx(expected)
+    # a group's members measured the price one after another at the end of one window: its median counts once
+    group = [(windows[0], 0.95), (windows[0], 1.0), (windows[0], 1.05)]
+    assert fresh_spread(group + list(zip(windows[1:], prices[1:]))) == pytest.approx(expected)
+    # a window at 5x the typical price was disturbed, not a price a rerun meets: left out, as the probe's are
+    assert fresh_spread(list(zip(windows, prices)) + [((60.0, 70.0), 5.0)]) == pytest.approx(expected)
+    assert fresh_spread(list(zip(windows, prices))[:MIN_SPREAD_WINDOWS - 1]) is None
+    assert fresh_spread([(w, None) for w in windows]) is None
+
+
+def test_a_case_that_pays_for_fresh_memory_is_widened_by_the_prices_spread_and_warned():
+    from bench.cases import Case
+    from bench.record import Result
+    from bench.results import FRESH_SHARE_WARN, result_rows
+
+    rounds = tuple(range(10_000_000, 10_120_000, 10_000))  # p50 about 10.05 ms
+    prices = [1.0, 1.3, 0.8, 1.0, 1.1, 0.9]
+
+    def case(i: int, model: str, faults: float, device: str = "cpu") -> Result:
+        return Result(case=Case(model, device=device), status="ok", samples_ns=rounds, round_medians_ns=rounds,
+                      started_at=100.0 + 20 * i, duration_s=10.0, machine="vm", page_faults_per_iter=faults,
+                      fresh_page_us=prices[i])
+
+    # half of a 10 ms step in faults at 1 us a page: 5,000 pages; the others fault on nothing
+    results = [case(i, f"heavy{i}", 5000.0) for i in range(6)] + [case(i, f"none{i}", 0.0) for i in range(6)]
+    track = {"vm": [(105.0 + 20 * i, 100.0 + i % 2) for i in range(6)]}  # a machine whose compute barely moved
+    rows = {row["model"]: row for row in result_rows(results, None, track)}
+    bare = {row["model"]: row for row in result_rows(
+        [Result(**{**r.__dict__, "fresh_page_us": None}) for r in results], None, track)}
+    p50 = rows["heavy0"]["latency_ms_p50"]
+    assert rows["heavy0"]["fresh_memory_share"] == pytest.approx(5000 * 1.0 / 1e3 / p50)
+    assert rows["none0"]["fresh_memory_share"] == 0 and bare["heavy0"]["fresh_memory_share"] is None
+    spread_probe = spread(track["vm"], [(100.0 + 20 * i, 110.0 + 20 * i) for i in range(6)])
+    log_sd = math.hypot(spread_probe, rows["heavy0"]["fresh_memory_share"] * fresh_spread(
+        [((100.0 + 20 * i, 110.0 + 20 * i), p) for i, p in enumerate(prices)]))
+    expected = rerun_interval(p50, rows["heavy0"]["latency_ms_p50_ci_low"], rows["heavy0"]["latency_ms_p50_ci_high"],
+                              log_sd)
+    assert (rows["heavy0"]["latency_ms_p50_rerun_low"], rows["heavy0"]["latency_ms_p50_rerun_high"]) == (
+        pytest.approx(expected[0]), pytest.approx(expected[1]))
+    assert rows["heavy0"]["latency_rerun_from"] == "probe + fresh memory"
+    # a case that faults on nothing, or one without a price, keeps the probe's interval
+    assert rows["none0"]["latency_rerun_from"] == "probe" == bare["heavy0"]["latency_rerun_from"]
+    assert rows["none0"]["latency_p50_rerun_rel"] == pytest.approx(bare["heavy0"]["latency_p50_rerun_rel"])
+    assert rows["heavy0"]["latency_p50_rerun_rel"] > rows["none0"]["latency_p50_rerun_rel"]
+    assert rows["heavy0"]["fresh_memory_share"] >= FRESH_SHARE_WARN
+    assert "about 50% of this step goes to memory new to the process (5,000 page faults per iteration at 1.00 us" \
+        in rows["heavy0"]["warnings"]
+    assert rows["none0"]["warnings"] == "" == bare["heavy0"]["warnings"]
+    # a step faulting more than a thread could in its time is all fresh memory, not more; a GPU case has no share
+    capped = result_rows([case(0, "huge", 1e6)], None, {})[0]
+    assert capped["fresh_memory_share"] == 1.0
+    assert result_rows([case(0, "gpu", 5000.0, device="cuda")], None, {})[0]["fresh_memory_share"] is None
 
 
 def test_a_case_reads_the_probes_around_its_window():

@@ -239,6 +239,28 @@ def test_pairings_and_round_medians_round_trip_through_the_store_and_export(tmp_
     assert exported["since_start_s"].is_monotonic_increasing and exported["speed_rel"].median() == pytest.approx(1)
 
 
+@pytest.mark.parametrize("group", ["model", "none"])
+def test_page_faults_per_iteration_and_the_fresh_page_price_are_measured_stored_and_exported(tmp_path, group):
+    from fault_models import FRESH_BYTES
+    from bench.results import load
+
+    results = run(tmp_path, {"models": ["paced_2ms", "fresh_memory"], "group": group,
+                             "measure": {"max_seconds": 0.4, "warmup_seconds": 0.1}})
+    by_model = {r.case.model: r for r in results}
+    fresh, paced = by_model["fresh_memory"], by_model["paced_2ms"]
+    assert fresh.status in ("ok", "noisy") and paced.status in ("ok", "noisy"), (fresh.reason, paced.reason)
+    # 40 MiB new to the process each forward: a fault per 4 KiB page of it; the paced model allocates next to nothing
+    assert FRESH_BYTES // 4096 * 0.9 <= fresh.page_faults_per_iter <= FRESH_BYTES // 4096 * 1.5
+    assert paced.page_faults_per_iter < 100
+    assert all(0.001 < r.fresh_page_us < 1000 for r in results)
+    store = Store(tmp_path / "s.db", create=False)
+    frame = load(store.latest_run_id(), store).set_index("model")
+    assert frame.loc["fresh_memory", "page_faults_per_iter"] == fresh.page_faults_per_iter
+    share = fresh.page_faults_per_iter * fresh.fresh_page_us / 1e3 / frame.loc["fresh_memory", "latency_ms_p50"]
+    assert frame.loc["fresh_memory", "fresh_memory_share"] == pytest.approx(min(1.0, share))
+    assert frame.loc["paced_2ms", "fresh_memory_share"] < 0.05
+
+
 def test_group_none_measures_each_case_alone(tmp_path):
     results = run(tmp_path, {"models": ["paced_2ms"], "precisions": ["fp32", "bf16"], "group": "none",
                              "measure": {"max_seconds": 0.3, "warmup_seconds": 0.1}})
