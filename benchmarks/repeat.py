@@ -37,7 +37,7 @@ import pandas as pd
 
 from bench.probe import fresh_memory_us, movement_line
 from bench.report import speedup_rows
-from bench.results import load
+from bench.results import FRESH_SHARE_WARN, load
 from bench.runner import RunOptions, execute, start_run
 from bench.stats import median
 from bench.store import Store
@@ -108,6 +108,15 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
     out["run 2 p50 inside run 1's rerun interval"] = (f"{100 * rerun.mean():.1f}%" if
                                                       joined["latency_ms_p50_rerun_low_a"].notna().any() else "-")
     out["median rerun interval half-width"] = f"{100 * joined['latency_p50_rerun_rel_a'].median():.2f}%"
+    for source, part in joined.groupby(joined["latency_rerun_from_a"].fillna("none")):  # what set each interval
+        out[f"  rerun interval from {source}"] = (
+            f"{len(part)} cases, {100 * rerun[part.index].mean():.1f}% inside "
+            f"(half-width {100 * part['latency_p50_rerun_rel_a'].median():.2f}%)")
+    heavy = joined["fresh_memory_share_a"] >= FRESH_SHARE_WARN
+    out["cases paying >= 25% of their step for fresh memory (run 1)"] = (
+        f"{int(heavy.sum())}: " + ", ".join(f"{key.split('|')[0]} b{joined.loc[key, 'batch_size_a']} "
+                                            f"{joined.loc[key, 'variant_a']} {100 * joined.loc[key, 'fresh_memory_share_a']:.0f}%"
+                                            for key in joined.index[heavy]) if heavy.any() else "0")
     peaks = [store.run(r)["calibration"] for r in runs]
     moves = [f"{k} {100 * (peaks[1][k] / peaks[0][k] - 1):+.1f}%" for k in sorted(set(peaks[0]) & set(peaks[1]))]
     out["matmul calibration, run 2 vs run 1"] = ", ".join(moves) or "-"
