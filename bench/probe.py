@@ -93,6 +93,7 @@ def probe_gflop_s(threads: int, seconds: float = PROBE_S) -> float:
 
 
 FRESH_MEMORY_BYTES = 64 << 20  # above glibc's largest mmap threshold (32 MiB): pages new from the kernel each time
+FRESH_REPEATS = 3  # the runner's price after each group: about 75 ms on a 2-vCPU VM
 
 
 def fresh_memory_us(repeats: int = 5) -> float:
@@ -121,7 +122,7 @@ def fresh_memory_us(repeats: int = 5) -> float:
 
 def fresh_spread(prices: Sequence[tuple[tuple[float, float], float]]) -> Optional[float]:
     """The SD of the log of the price of fresh memory (``fresh_memory_us``) from one case's window to another:
-    ``prices`` are (the case's window (start, end), the price its worker measured when it finished sampling); the
+    ``prices`` are (the case's window (start, end), the price measured right after its group, ``bench.runner``); the
     members of a group share a window, which counts once, at its members' median price; a window whose price is
     off the run's median by more than ``DISTURBED`` times is left out, as for ``spread``. None with fewer than
     ``MIN_SPREAD_WINDOWS`` windows."""

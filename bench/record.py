@@ -107,8 +107,9 @@ class Result:
     # instructions per iteration counted by Valgrind's callgrind (``run --instructions``), single-threaded
     instructions_per_iter: Optional[float] = None
     instructions_reason: str = ""  # why there is no count, when asked for one
-    # minor page faults per timed iteration, and the price of a fresh page (microseconds per 4 KiB page faulted on one
-    # thread) measured once sampling was over: what the step pays for memory new to it (bench.worker)
+    # minor page faults per timed iteration (bench.worker), and the price of a fresh page (microseconds per 4 KiB page
+    # faulted on one thread) measured by the runner right after the case's group: what the step pays for memory new
+    # to it
     page_faults_per_iter: Optional[float] = None
     fresh_page_us: Optional[float] = None
     started_at: float = 0.0  # unix time

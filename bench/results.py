@@ -12,7 +12,7 @@ where that is wider; and, for a case that pays for fresh memory, by its share of
 of fresh memory moved from one case's window to another, ``bench.probe.fresh_spread``; ``latency_rerun_from`` says
 which: "probe" or "run RUN_ID", with " + fresh memory" where that term widened it; empty for runs with a shorter
 track and no earlier run), ``fresh_memory_share`` (a CPU case's minor page faults per timed iteration x the price of a
-fresh page measured as it finished, over its p50: about how much of the step goes to memory new to it; an upper
+fresh page measured right after its group, over its p50: about how much of the step goes to memory new to it; an upper
 estimate where the step's threads fault in parallel, the price being one thread's; at most 1), ``throughput_img_s``
 (batch / median latency), ``flops`` (2 x MACs of one forward pass),
 ``step_flops`` (forward only for inference; 3 x the forward for a training step,

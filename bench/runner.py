@@ -37,7 +37,11 @@ The machine-speed track (``bench.probe``): the runner probes before each
 group (no worker alive), inside each group as one more member of its rounds
 (``PROBE_GROUP_S``, at most every ``PROBE_EVERY_S``; the runner's probe threads
 get the members' pause after them), and after the last; the probes are stored
-with the group's results.
+with the group's results. Right after each group, with no worker alive, it
+also prices a page of memory new to a process (``bench.probe.fresh_memory_us``)
+for the group's CPU cases, which counted their page faults
+(``bench.worker``): ``bench.results`` makes of the two the share of a step
+that goes to fresh memory.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ from .errors import BadInput, BadValue, StoreError, WorkerFailed
 from .group import SETTLE_S, Arm, Member, paired_rounds, run_group, shares_build
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import set_backends, skip_reason
-from .probe import PROBE_GROUP_S, PROBE_S, probe_gflop_s
+from .probe import FRESH_REPEATS, PROBE_GROUP_S, PROBE_S, fresh_memory_us, probe_gflop_s
 from .record import Pairing, Result, attached, invalid_reason, timing_status
 from .shards import Shard, job_id, shard_cases, shard_keys
 from .stats import median_ci, median_ci_rel, paired_figures
@@ -394,7 +398,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
             for result in list(results):  # --oom-retry: a member out of memory is retried alone, smaller
                 if result.status == "oom" and options.oom_retry:
                     results += list(_attempts(result.case, sampling, options, one))[1:]
-        results = [_finish(result, options, run_id, machine) for result in results]
+        results = [_finish(result, options, run_id, machine) for result in _priced(results)]
         if unsaved is None:
             left_out = store.add_results(run_id, results)
         else:  # the run and its first results in one transaction, then the probes it had so far
@@ -417,6 +421,17 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
         store.add_track(run_id, track, machine)
     if not sharded and (todo or record["finished_at"] is None):
         store.finish_run(run_id)
+
+
+def _priced(results: list[Result]) -> list[Result]:
+    """The CPU cases of a group that counted their page faults, with the price of a fresh page measured now, right
+    after the group, in this process (``bench.probe.fresh_memory_us``): one measurement for all of them, while no
+    worker is alive."""
+    counted = [r for r in results if r.page_faults_per_iter is not None and r.case.device == "cpu"]
+    if not counted:
+        return results
+    price = fresh_memory_us(repeats=FRESH_REPEATS)
+    return [replace(r, fresh_page_us=price) if any(r is c for c in counted) else r for r in results]
 
 
 def _finish(result: Result, options: RunOptions, run_id: str, machine: str) -> Result:

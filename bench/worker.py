@@ -53,10 +53,9 @@ Method
 
     **Page faults.** The process's minor page faults over the timed iterations (``getrusage``), per
     iteration: the pages new to the process each step touches (a cast's copies, buffers above glibc's mmap
-    threshold, which go back to the kernel when freed). And, once sampling is over and outside the memory
-    window, the price of such a page now (``bench.probe.fresh_memory_us``, on one thread; CPU cases):
-    with the two, ``bench.results`` says what share of the step goes to fresh memory, a price that moves with
-    the machine (on a VM, the host's) while the matmul probe holds still.
+    threshold, which go back to the kernel when freed). The runner prices such a page right after the case's
+    group (``bench.runner``); with the two, ``bench.results`` says what share of the step goes to fresh memory,
+    a price that moves with the machine (on a VM, the host's) while the matmul probe holds still.
 
     A failed validity check makes the case ``invalid``, with the check named.
 """
@@ -78,7 +77,6 @@ from typing import Any, Callable, Iterator, Optional
 from . import processes
 from .cases import BLOCK_S, Case, Measure
 from .devices import device_of
-from .probe import fresh_memory_us
 from .prepare import CompileWatch, Skip, failure, get_ready, own_base, set_backends, skip_reason
 from .record import Result, invalid_reason, timing_status
 from .stats import median, median_ci_rel
@@ -133,16 +131,10 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def fault_figures(case: Case, faults: int, iterations: int) -> dict[str, Optional[float]]:
-    """The Result's page-fault figures (see the module docstring): faults per timed iteration, and the price of a
-    fresh page now on a CPU case; None where it cannot be had (no iterations, a memory cap that refuses 64 MiB)."""
-    price = None
-    if case.device == "cpu":
-        try:
-            price = fresh_memory_us(repeats=3)
-        except (MemoryError, RuntimeError):
-            price = None
-    return {"page_faults_per_iter": round(faults / iterations, 1) if iterations else None, "fresh_page_us": price}
+def fault_figures(faults: int, iterations: int) -> dict[str, Optional[float]]:
+    """The Result's page-fault figure (see the module docstring): minor faults per timed iteration; None without
+    iterations."""
+    return {"page_faults_per_iter": round(faults / iterations, 1) if iterations else None}
 
 
 def timed_block(step: Callable[[], Any], case: Case, seconds: float) -> tuple[list[int], list[int]]:
@@ -206,7 +198,7 @@ def measure(case: Case, sampling: Measure) -> Result:
             figures.update(samples_ns=tuple(samples), host_samples_ns=tuple(host), round_medians_ns=tuple(medians),
                            timer=device.timer, stop_reason=stop)
         figures.update(device.memory(rss))
-        figures.update(fault_figures(case, faults, len(samples)))  # outside the memory window: 64 MiB of its own
+        figures.update(fault_figures(faults, len(samples)))
     except Exception as exc:  # a failing case is a row, not a crashed suite
         return done(*failure(exc))
     why = invalid_reason(case, figures)
@@ -246,7 +238,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
     runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
     them) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
     figures of the worker's whole life (its peak above the baseline once built) and its page faults per timed
-    iteration with the price of a fresh page (``fault_figures``) and ends it,
+    iteration (``fault_figures``) and ends it,
     as does the end of input (with the GPU's telemetry at ready and at finish, and a compiled case's Dynamo
     counts, where there are some). Between blocks it waits on its input, idle, while the others run.
     """
@@ -305,7 +297,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
     if finished:
         ends = {"gpu_start": gpu_start, "gpu_end": device.telemetry(), "compile_counts": watch and watch.counts()}
         reply({**device.memory(rss), **{k: asdict(v) for k, v in ends.items() if v is not None},
-               **fault_figures(case, faults, iterations)})
+               **fault_figures(faults, iterations)})
     return 0
 
 

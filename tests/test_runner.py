@@ -253,6 +253,9 @@ def test_page_faults_per_iteration_and_the_fresh_page_price_are_measured_stored_
     assert FRESH_BYTES // 4096 * 0.9 <= fresh.page_faults_per_iter <= FRESH_BYTES // 4096 * 1.5
     assert paced.page_faults_per_iter < 100
     assert all(0.001 < r.fresh_page_us < 1000 for r in results)
+    # priced once, by the runner, right after the group: the members of a group share the price of their moment
+    if group == "model":
+        assert fresh.fresh_page_us == paced.fresh_page_us
     store = Store(tmp_path / "s.db", create=False)
     frame = load(store.latest_run_id(), store).set_index("model")
     assert frame.loc["fresh_memory", "page_faults_per_iter"] == fresh.page_faults_per_iter
