@@ -120,7 +120,7 @@ def fresh_memory_us(repeats: int = 5) -> float:
         torch.set_num_threads(saved)
 
 
-def fresh_spread(prices: Sequence[tuple[tuple[float, float], float]]) -> Optional[float]:
+def fresh_spread(prices: Sequence[tuple[tuple[float, float], Optional[float]]]) -> Optional[float]:
     """The SD of the log of the price of fresh memory (``fresh_memory_us``) from one case's window to another:
     ``prices`` are (the case's window (start, end), the price measured right after its group, ``bench.runner``); the
     members of a group share a window, which counts once, at its members' median price; a window whose price is
@@ -130,12 +130,11 @@ def fresh_spread(prices: Sequence[tuple[tuple[float, float], float]]) -> Optiona
     for window, price in prices:
         if price and price > 0:
             by_window.setdefault(window, []).append(price)
-    if len(by_window) < MIN_SPREAD_WINDOWS:
+    if not by_window:
         return None
     values = [median(v) for v in by_window.values()]
     typical = median(values)
-    logs = [math.log(value / typical) for value in values if not disturbed(value / typical)]
-    return stdev(logs) if len(logs) >= MIN_SPREAD_WINDOWS else None
+    return _log_sd([value / typical for value in values])
 
 
 def speed_during(track: Track, start: float, end: float) -> Optional[float]:
@@ -172,11 +171,14 @@ def spread(track: Track, windows: Sequence[tuple[float, float]]) -> Optional[flo
     """The SD of the log of the machine's speed over the distinct case ``windows`` (start, end) of a run
     (see the module docstring), disturbed windows left out; None with fewer than ``MIN_SPREAD_WINDOWS`` windows
     left that have a speed."""
-    speeds = [speed_during(track, start, end) for start, end in sorted(set(windows))]
-    logs = [math.log(speed) for speed in speeds if speed and not disturbed(speed)]
-    if len(logs) < MIN_SPREAD_WINDOWS:
-        return None
-    return stdev(logs)
+    return _log_sd([speed_during(track, start, end) for start, end in sorted(set(windows))])
+
+
+def _log_sd(relative: Sequence[Optional[float]]) -> Optional[float]:
+    """The SD of the log of windows' values over the run's typical (``spread``, ``fresh_spread``), disturbed ones
+    and those without a value left out; None with fewer than ``MIN_SPREAD_WINDOWS`` left."""
+    logs = [math.log(value) for value in relative if value and not disturbed(value)]
+    return stdev(logs) if len(logs) >= MIN_SPREAD_WINDOWS else None
 
 
 def movement(track: Track) -> Optional[dict[str, float]]:

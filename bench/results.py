@@ -109,10 +109,10 @@ def result_rows(results: Sequence[Result], calibration: Optional[dict[str, float
     spreads: dict[Optional[str], tuple[Optional[float], Optional[str]]] = {}
     for machine, theirs in by_machine.items():
         timed = [r for r in theirs if r.samples_ns]
-        probed = spread(mine[machine], [(r.started_at, r.started_at + r.duration_s) for r in timed])
+        windows = [(r.started_at, r.started_at + r.duration_s) for r in timed]
+        probed = spread(mine[machine], windows)
         wider = history is not None and (probed is None or history[0] > probed)
-        fresh = fresh_spread([((r.started_at, r.started_at + r.duration_s), r.fresh_page_us) for r in timed
-                              if r.fresh_page_us is not None])
+        fresh = fresh_spread([(window, r.fresh_page_us) for window, r in zip(windows, timed)])
         spreads[machine] = ((history[0], f"run {history[1]}") if wider else (probed, "probe")) + (fresh,)
     return [result_row(r, calibration, mine[r.machine], *spreads[r.machine]) for r in results]
 
@@ -170,7 +170,7 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
 
 def fresh_share(result: Result, p50_ms: float) -> Optional[float]:
     """About what share of a CPU case's step goes to memory new to it: minor page faults per timed iteration x the
-    price of a fresh page (``bench.worker.fault_figures``) over the p50, at most 1: the time one thread would take
+    price of a fresh page (``bench.worker.fault_figures``, ``bench.runner``'s price after the group) over the p50, at most 1: the time one thread would take
     for those faults, so an upper estimate where the step's threads fault in parallel; None without both figures."""
     if result.case.device != "cpu" or result.page_faults_per_iter is None or not result.fresh_page_us or not p50_ms > 0:
         return None

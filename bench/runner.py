@@ -427,11 +427,13 @@ def _priced(results: list[Result]) -> list[Result]:
     """The CPU cases of a group that counted their page faults, with the price of a fresh page measured now, right
     after the group, in this process (``bench.probe.fresh_memory_us``): one measurement for all of them, while no
     worker is alive."""
-    counted = [r for r in results if r.page_faults_per_iter is not None and r.case.device == "cpu"]
-    if not counted:
+    def counted(result: Result) -> bool:
+        return result.page_faults_per_iter is not None and result.case.device == "cpu"
+
+    if not any(counted(r) for r in results):
         return results
     price = fresh_memory_us(repeats=FRESH_REPEATS)
-    return [replace(r, fresh_page_us=price) if any(r is c for c in counted) else r for r in results]
+    return [replace(r, fresh_page_us=price) if counted(r) else r for r in results]
 
 
 def _finish(result: Result, options: RunOptions, run_id: str, machine: str) -> Result:

@@ -113,7 +113,7 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
             f"{len(part)} cases, {100 * rerun[part.index].mean():.1f}% inside "
             f"(half-width {100 * part['latency_p50_rerun_rel_a'].median():.2f}%)")
     heavy = joined["fresh_memory_share_a"] >= FRESH_SHARE_WARN
-    out["cases paying >= 25% of their step for fresh memory (run 1)"] = (
+    out[f"cases paying >= {FRESH_SHARE_WARN:.0%} of their step for fresh memory (run 1)"] = (
         f"{int(heavy.sum())}: " + ", ".join(f"{key.split('|')[0]} b{joined.loc[key, 'batch_size_a']} "
                                             f"{joined.loc[key, 'variant_a']} {100 * joined.loc[key, 'fresh_memory_share_a']:.0f}%"
                                             for key in joined.index[heavy]) if heavy.any() else "0")

@@ -1,4 +1,4 @@
-"""A case's minor page faults per timed iteration and the price of a fresh page when it finished (issue 11).
+"""A case's minor page faults per timed iteration and the price of a fresh page right after its group (issue 11).
 
 Revision ID: 0007
 Revises: 0006
