@@ -74,14 +74,14 @@ def calibrate(cases: list[Any], seconds: float = 0.5) -> dict[str, float]:
 def main(argv: list[str]) -> int:
     """``python -m bench.calibrate REQUEST.json RESULT.json``: ``calibrate`` in a worker, with the run's flags.
 
-    The request is ``{"cases": [Case.to_dict()...], "seconds": S, "tf32": bool, "cudnn_benchmark": bool}``;
+    The request is ``{"cases": [Case.to_dict()...], "seconds": S, **RunOptions.worker_flags()}``;
     the result ``{"peaks": {key: GFLOP/s}, "pid": the worker's}``.
     """
     from .cases import Case
-    from .prepare import set_backends
+    from .prepare import apply_flags
 
     request = json.loads(Path(argv[0]).read_text())
-    set_backends(bool(request.get("tf32")), bool(request.get("cudnn_benchmark")))
+    apply_flags(request)
     peaks = calibrate([Case.from_dict(c) for c in request["cases"]], float(request.get("seconds", 0.5)))
     tmp = Path(argv[1] + ".tmp")
     tmp.write_text(json.dumps({"peaks": peaks, "pid": os.getpid()}))

@@ -49,7 +49,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     from .environment import collect
 
-    views.show(views.environment(collect(args.tf32, args.cudnn_benchmark), args.format))
+    views.show(views.environment(collect(args.tf32, args.cudnn_benchmark, args.allocator), args.format))
     return 0
 
 
@@ -67,6 +67,7 @@ def _options_of(args: argparse.Namespace, suite: Any) -> Any:
 
     return RunOptions(
         isolation=args.isolation, oom_retry=args.oom_retry, tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark,
+        allocator=args.allocator,
         instructions=args.instructions, profile_dir=args.profile_dir if args.profile else None,
         memory_limit_bytes=args.worker_memory_limit, group=suite.group,
     )

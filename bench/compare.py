@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
+from . import allocator
 from .errors import BadValue
 from .record import Result, tally
 from .stats import bootstrap_ratio_ci, iqr, mann_whitney_p, median
@@ -100,7 +101,8 @@ def compare_runs(baseline: Sequence[Result], candidate: Sequence[Result],
 
 EXACT_METRICS = ("params", "macs", "activation_bytes", "saved_bytes", "instructions_per_iter")
 ENV_KEYS = ("hostname", "cpu_model", "gpu_name", "torch", "threads", "tf32_matmul", "tf32_cudnn", "cudnn_benchmark",
-            "cuda_build", "cudnn", "gpu_driver")
+            "cpu_allocator", "cuda_build", "cudnn", "gpu_driver")
+ENV_BEFORE = {"cpu_allocator": allocator.STORED_BEFORE}  # what a run recorded before the key had
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,8 @@ def env_differences(base_env: dict, cand_env: dict, devices: Sequence[str] = ())
     """The ENV_KEYS that differ, then the GPUs that ``devices`` (the compared cases' devices: cuda, cuda:1) name
     where the two runs hold different models (``gpu_names``, by index; ``gpu_name`` is only the first GPU's).
     A run recorded before ``gpu_names`` is not judged on them."""
-    out = [f"{key}: {base_env.get(key)!r} -> {cand_env.get(key)!r}"
-           for key in ENV_KEYS if base_env.get(key) != cand_env.get(key)]
+    old_new = [(key, *(env.get(key, ENV_BEFORE.get(key)) for env in (base_env, cand_env))) for key in ENV_KEYS]
+    out = [f"{key}: {old!r} -> {new!r}" for key, old, new in old_new if old != new]
     if "gpu_names" in base_env and "gpu_names" in cand_env:
         for device in sorted(set(devices) - {"cpu"}):
             index = int(device.partition(":")[2] or 0)

@@ -109,8 +109,8 @@ def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, thresholds: 
     can_base, can_cand = runnable(base, base_src), runnable(cand, cand_src, "--candidate-src")
     settings = cand.meta.get("settings", {}) or {}
     sampling = Measure.from_dict(settings["measure"]) if "measure" in settings else Measure()
-    options = RunOptions(**settings["options"]) if "options" in settings else RunOptions()
-    request_extra = {"tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark}
+    options = RunOptions.stored(settings["options"]) if "options" in settings else RunOptions()
+    request_extra = options.worker_flags()
     base_by_key = {r.case.key: r for r in base.results}
     cand_by_key = {r.case.key: r for r in cand.results}
     chosen = {row.key for row in rows if row.verdict not in ("new", "missing") and (mode == "all" or doubtful(row, thresholds))}

@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import torch
 
+from . import allocator
+
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
@@ -50,9 +52,12 @@ def gpu_uuids() -> list[Optional[str]]:
     return [device_of(f"cuda:{index}").uuid() for index in range(torch.cuda.device_count())]
 
 
-def worker_flags(tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str, bool]:
-    """The backend flags a worker measures with under ``run [--tf32] [--cudnn-benchmark]``, read back after
-    ``bench.prepare.set_backends`` (the one place they are set), not this process's defaults (TF32 on for cuDNN)."""
+def worker_flags(tf32: bool = False, cudnn_benchmark: bool = False,
+                 allocator_name: str = allocator.DEFAULT_ALLOCATOR) -> dict[str, Any]:
+    """The flags a worker measures with under ``run [--tf32] [--cudnn-benchmark] [--allocator]``: the backend
+    flags read back after ``bench.prepare.set_backends`` (the one place they are set), not this process's
+    defaults (TF32 on for cuDNN), and the host allocator that takes effect on this C library
+    (``bench.allocator.effective``)."""
     from .prepare import set_backends
 
     backends = torch.backends
@@ -60,12 +65,13 @@ def worker_flags(tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str,
     set_backends(tf32, cudnn_benchmark)
     try:
         return {"tf32_matmul": backends.cuda.matmul.allow_tf32, "tf32_cudnn": backends.cudnn.allow_tf32,
-                "cudnn_benchmark": backends.cudnn.benchmark}
+                "cudnn_benchmark": backends.cudnn.benchmark, "cpu_allocator": allocator.effective(allocator_name)}
     finally:
         backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = saved
 
 
-def collect(tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str, Any]:
+def collect(tf32: bool = False, cudnn_benchmark: bool = False,
+            allocator_name: str = allocator.DEFAULT_ALLOCATOR) -> dict[str, Any]:
     """A flat record of the environment, with the backend flags of a run with these options (``worker_flags``);
     keys carry units where they have one."""
     import torchvision
@@ -91,7 +97,7 @@ def collect(tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str, Any]
         "gpu_driver": _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]) if cuda else None,
         "gpu_uuids": gpu_uuids() if cuda else [],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        **worker_flags(tf32, cudnn_benchmark),
+        **worker_flags(tf32, cudnn_benchmark, allocator_name),
         "git_commit": commit,
         "git_dirty": dirty,
     }

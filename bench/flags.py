@@ -8,6 +8,7 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from . import escape
+from .allocator import ALLOCATORS, DEFAULT_ALLOCATOR
 from .cases import AXES, CASE_AXES, GROUPINGS, ISOLATIONS
 from .processes import checkout
 from .table import FORMATS
@@ -64,9 +65,12 @@ def src_flags(p: argparse.ArgumentParser, base: str, cand: str, default: str) ->
 
 
 def backend_flags(p: argparse.ArgumentParser) -> None:
-    """--tf32 and --cudnn-benchmark: the backend flags a run's workers (and ``env``'s report of them) use."""
+    """--tf32, --cudnn-benchmark and --allocator: the flags a run's workers (and ``env``'s report of them) use."""
     p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (off by default)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+    p.add_argument("--allocator", default=DEFAULT_ALLOCATOR, type=option(one_of, ALLOCATORS, "--allocator"),
+                   help="host memory a step frees: keep (default: it stays with the worker, no page faults in "
+                        "steady state) or system (glibc's own thresholds)")
 
 
 def suite_flags(p: argparse.ArgumentParser) -> None:

@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
+from . import allocator
 from .cases import Case
 from .devices import device_of
 from .errors import first_line
@@ -72,6 +73,14 @@ def set_backends(tf32: bool, cudnn_benchmark: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
     torch.backends.cudnn.allow_tf32 = bool(tf32)
     torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+
+
+def apply_flags(flags: dict[str, Any]) -> str:
+    """A run's worker flags (``bench.runner.RunOptions.worker_flags``: the backend flags and the host
+    allocator, ``bench.allocator``) in this process, from a request; a request without an allocator gets the
+    default. Returns the allocator in effect."""
+    set_backends(bool(flags.get("tf32")), bool(flags.get("cudnn_benchmark")))
+    return allocator.use(flags.get("allocator") or allocator.DEFAULT_ALLOCATOR)
 
 
 class Skip(Exception):

@@ -209,8 +209,8 @@ def case_warnings(row: dict[str, Any]) -> list[str]:
         out.append(f"about {share:.0%} of this step goes to memory new to the process "
                    f"({row['page_faults_per_iter']:,.0f} page faults per iteration at {row['fresh_page_us']:.2f} us "
                    "each): its time moves with the price of fresh memory, which the machine (on a VM, its host) sets "
-                   "and the matmul probe does not see; a larger batch, or an allocator that keeps memory (jemalloc, "
-                   "tcmalloc), pays it less often")
+                   "and the matmul probe does not see; measure with --allocator keep (the default), which keeps "
+                   "freed memory in the worker, unless glibc's own way is what you mean to measure")
     if row.get("compile_recompiles"):
         n = row["compile_recompiles"]
         out.append(f"Dynamo recompiled {n} time{'s' if n != 1 else ''} while sampling: the steady state was not "

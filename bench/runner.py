@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from . import environment, instructions, processes
+from .allocator import DEFAULT_ALLOCATOR, STORED_BEFORE, checked as checked_allocator
 from .analysis import analyse
 from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure, group_cases
@@ -68,7 +69,7 @@ from .devices import device_of
 from .errors import BadInput, BadValue, StoreError, WorkerFailed
 from .group import SETTLE_S, Arm, Member, paired_rounds, run_group, shares_build
 from .precision import DTYPE_BYTES, weight_dtype
-from .prepare import set_backends, skip_reason
+from .prepare import apply_flags, skip_reason
 from .probe import FRESH_REPEATS, PROBE_GROUP_S, PROBE_S, fresh_memory_us, probe_gflop_s
 from .record import Pairing, Result, attached, invalid_reason, timing_status
 from .shards import Shard, job_id, shard_cases, shard_keys
@@ -92,6 +93,7 @@ class RunOptions:
     memory_limit_bytes: Optional[int] = None  # per worker: address space allowed above its size after start-up
     tf32: bool = False
     cudnn_benchmark: bool = False
+    allocator: str = DEFAULT_ALLOCATOR  # what a worker's malloc does with freed memory (bench.allocator)
     calibrate_seconds: float = 0.5
     instructions: Optional[str] = None  # model pattern whose cases also get callgrind instruction counts
     profile_dir: Optional[str] = None  # profile every measured case after measuring it, traces under here
@@ -103,6 +105,16 @@ class RunOptions:
             raise BadValue(f"isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
         if self.group is not None and self.group not in GROUPINGS:
             raise BadValue(f"group must be one of {', '.join(GROUPINGS)}, got {self.group!r}")
+        checked_allocator(self.allocator)
+
+    def worker_flags(self) -> dict[str, Any]:
+        """What every worker of the run is told to set before it builds anything (``bench.prepare.apply_flags``)."""
+        return {"tf32": self.tf32, "cudnn_benchmark": self.cudnn_benchmark, "allocator": self.allocator}
+
+    @classmethod
+    def stored(cls, options: dict[str, Any]) -> "RunOptions":
+        """A stored run's options; one stored before the allocator was a setting was measured with glibc's own."""
+        return cls(**{"allocator": STORED_BEFORE, **options})
 
 
 @functools.lru_cache(maxsize=256)
@@ -124,7 +136,7 @@ def run_isolated(case: Case, sampling: Measure, options: RunOptions) -> Result:
     started, t0 = time.time(), time.perf_counter()
     ended = processes.run_on_request("bench.worker", "worker", {
         "case": case.to_dict(), "measure": asdict(sampling), "memory_limit_bytes": options.memory_limit_bytes,
-        "tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
+        **options.worker_flags(),
     }, sampling.timeout_s)
     if ended.answer is not None:
         return Result.from_dict(ended.answer)
@@ -140,17 +152,17 @@ CALIBRATE_STDERR_LINES = 5  # of a failed calibration's stderr, in its message: 
 
 def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, float]:
     """The matmul peaks (``bench.calibrate``) measured with the run's backend flags: in a worker of its own
-    (``--isolation process``), or here after ``set_backends`` (``--isolation none``). A worker that fails or
+    (``--isolation process``), or here after ``apply_flags`` (``--isolation none``). A worker that fails or
     passes its limit is ``WorkerFailed``, saying how it ended and the last lines of its stderr; ``start_run``
     then goes on without peaks (its rows without peak fractions), with that as a warning."""
     unique = sorted({(c.device, c.precision, c.threads) for c in cases})
     few = [Case("calibration", device=d, precision=p, threads=t) for d, p, t in unique]
     if options.isolation == "none":
-        set_backends(options.tf32, options.cudnn_benchmark)
+        apply_flags(options.worker_flags())
         return calibrate(few, options.calibrate_seconds)
     ended = processes.run_on_request("bench.calibrate", "calibrate", {
-        "cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds, "tf32": options.tf32,
-        "cudnn_benchmark": options.cudnn_benchmark}, CALIBRATE_TIMEOUT_S)
+        "cases": [c.to_dict() for c in few], "seconds": options.calibrate_seconds, **options.worker_flags()},
+        CALIBRATE_TIMEOUT_S)
     if ended.answer is None:
         why = ended.reason("peaks", CALIBRATE_STDERR_LINES).removeprefix("worker ")
         raise WorkerFailed(f"the calibration worker {why}")
@@ -175,7 +187,7 @@ def profile_isolated(case: Case, out: str, run_id: str) -> str:
 def run_in_process(case: Case, sampling: Measure, options: RunOptions) -> Result:
     """One case in the runner's process (``--isolation none``): Dynamo's caches are reset first, so that a
     compiled case does not find the graphs of the one before."""
-    set_backends(options.tf32, options.cudnn_benchmark)
+    apply_flags(options.worker_flags())
     if case.compile_mode:
         import torch._dynamo
 
@@ -250,7 +262,7 @@ def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None, 
         settings["shards"] = shard.count
         if store is not None and run_id and store.has_run(run_id):
             store.check_plan(run_id, settings, f"shard {shard}")
-    env = environment.collect(options.tf32, options.cudnn_benchmark)  # the workers' flags, not this process's
+    env = environment.collect(options.tf32, options.cudnn_benchmark, options.allocator)  # the workers' flags, not this process's
     env["threads"] = sorted({c.threads for c in cases})
     warnings: tuple[str, ...] = ()
     try:
@@ -288,7 +300,7 @@ def pending(run: dict[str, Any], done: set[str]) -> tuple[list[Case], Measure, R
         raise BadValue(f"run {run['id']!r} ({run['suite']!r}) was not started by 'cnnbench run' "
                        "(an imported or merged run): there is nothing to resume")
     cases = [Case.from_dict(c) for c in settings["cases"]]
-    return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions(**settings["options"])
+    return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions.stored(settings["options"])
 
 
 @contextlib.contextmanager
@@ -554,8 +566,7 @@ def _measure_part(members: list[Case], label: str, sampling: Measure, options: R
     run = run_group([Arm(case) for case in members], sampling, enough, block_s=options.block_s,
                     min_rounds=sampling.min_samples, max_rounds=sampling.max_samples,
                     max_seconds=sampling.max_seconds * len(members), finish=True, probe=probe,
-                    request_extra={"tf32": options.tf32, "cudnn_benchmark": options.cudnn_benchmark,
-                                   "memory_limit_bytes": options.memory_limit_bytes})
+                    request_extra={**options.worker_flags(), "memory_limit_bytes": options.memory_limit_bytes})
     duration = time.perf_counter() - t0
     reference = run.members[ref_index]
     results = []

@@ -55,7 +55,9 @@ Method
     iteration: the pages new to the process each step touches (a cast's copies, buffers above glibc's mmap
     threshold, which go back to the kernel when freed). The runner prices such a page right after the case's
     group (``bench.runner``); with the two, ``bench.results`` says what share of the step goes to fresh memory,
-    a price that moves with the machine (on a VM, the host's) while the matmul probe holds still.
+    a price that moves with the machine (on a VM, the host's) while the matmul probe holds still. Under the
+    default host allocator (``bench.allocator``: ``keep``, set from the request before anything is built)
+    freed memory stays with the worker, and a warm step takes about none.
 
     A failed validity check makes the case ``invalid``, with the check named.
 """
@@ -77,7 +79,7 @@ from typing import Any, Callable, Iterator, Optional
 from . import processes
 from .cases import BLOCK_S, Case, Measure
 from .devices import device_of
-from .prepare import CompileWatch, Skip, failure, get_ready, own_base, set_backends, skip_reason
+from .prepare import CompileWatch, Skip, apply_flags, failure, get_ready, own_base, skip_reason
 from .record import Result, invalid_reason, timing_status
 from .stats import median, median_ci_rel
 from .zoo import load_plugins
@@ -221,7 +223,7 @@ def _limit_memory(extra_bytes: int) -> None:
 
 def _apply_request(request: dict[str, Any]) -> tuple[Case, Measure]:
     load_plugins()
-    set_backends(bool(request.get("tf32")), bool(request.get("cudnn_benchmark")))
+    apply_flags(request)
     if request.get("memory_limit_bytes"):
         _limit_memory(int(request["memory_limit_bytes"]))
     return Case.from_dict(request["case"]), Measure.from_dict(request["measure"])

@@ -87,6 +87,7 @@ def test_env_reports_versions(capsys):
     (["list", "nomatch*"], "no model matches 'nomatch*'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["inspect"], "the following arguments are required: model"),
+    (["run", "--allocator", "jemalloc"], "--allocator must be one of keep, system, got 'jemalloc'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
     code, out, err = run_cli(capsys, *argv)

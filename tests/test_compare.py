@@ -305,6 +305,11 @@ def test_the_environment_check_covers_the_gpu_stack_and_cudnn_benchmark():
     assert env_differences(base, dict(base)) == []
 
 
+def test_the_environment_check_names_the_host_allocator_a_run_stored_before_it_having_used_glibcs():
+    assert env_differences({}, {"cpu_allocator": "keep"}) == ["cpu_allocator: 'system' -> 'keep'"]
+    assert env_differences({}, {"cpu_allocator": "system"}) == []
+
+
 def test_the_environment_check_names_the_gpus_the_cases_ran_on():
     """gpu_name is the first GPU's: a run on cuda:1 is judged on GPU 1's model, found in gpu_names by index."""
     from bench.compare import Side, comparable

@@ -245,7 +245,7 @@ def test_page_faults_per_iteration_and_the_fresh_page_price_are_measured_stored_
     from bench.results import load
 
     results = run(tmp_path, {"models": ["paced_2ms", "fresh_memory"], "group": group,
-                             "measure": {"max_seconds": 0.4, "warmup_seconds": 0.1}})
+                             "measure": {"max_seconds": 0.4, "warmup_seconds": 0.1}}, RunOptions(allocator="system"))
     by_model = {r.case.model: r for r in results}
     fresh, paced = by_model["fresh_memory"], by_model["paced_2ms"]
     assert fresh.status in ("ok", "noisy") and paced.status in ("ok", "noisy"), (fresh.reason, paced.reason)
@@ -262,6 +262,19 @@ def test_page_faults_per_iteration_and_the_fresh_page_price_are_measured_stored_
     share = fresh.page_faults_per_iter * fresh.fresh_page_us / 1e3 / frame.loc["fresh_memory", "latency_ms_p50"]
     assert frame.loc["fresh_memory", "fresh_memory_share"] == pytest.approx(min(1.0, share))
     assert frame.loc["paced_2ms", "fresh_memory_share"] < 0.05
+
+
+@pytest.mark.parametrize("group", ["model", "none"])
+def test_the_default_allocator_keeps_freed_memory_so_a_warm_step_takes_no_page_from_the_kernel(tmp_path, group):
+    """The same 40 MiB a forward as above, under --allocator keep (the default): recorded in the run's options
+    and environment, and the step no longer pays for fresh memory, grouped or alone."""
+    results = run(tmp_path, {"models": ["fresh_memory"], "group": group,
+                             "measure": {"max_seconds": 0.4, "warmup_seconds": 0.1}})
+    assert results[0].status in ("ok", "noisy"), results[0].reason
+    assert results[0].page_faults_per_iter < 100
+    store = Store(tmp_path / "s.db", create=False)
+    run_row = store.run(store.latest_run_id())
+    assert run_row["settings"]["options"]["allocator"] == "keep" and run_row["environment"]["cpu_allocator"] == "keep"
 
 
 def test_group_none_measures_each_case_alone(tmp_path):
