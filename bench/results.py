@@ -35,6 +35,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from . import escape
+from .allocator import STORED_BEFORE
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
 from .precision import compute_dtype
@@ -67,6 +68,13 @@ def _fingerprint(run: dict[str, Any]) -> Optional[str]:
     return environment.get("machine_fingerprint") if isinstance(environment, dict) else None
 
 
+def measured_as(run: dict[str, Any]) -> tuple[str, str]:
+    """How a stored run measured its cases, as far as that sets their p50s: its grouping (``bench.cases.GROUPINGS``;
+    a run from before groups measured each case alone) and its workers' host allocator (``bench.allocator``)."""
+    options = (run.get("settings") or {}).get("options") or {}
+    return options.get("group") or "none", options.get("allocator") or STORED_BEFORE
+
+
 def rerun_history(st: Store, run: dict[str, Any], results: Sequence[Result]) -> Optional[tuple[float, str]]:
     """For ``run`` (as ``Store.run`` gives it) and its results: (the SD of the log of a case's p50 from one run to
     another, per run; the earlier run it is read from), or None. How far reruns on this machine have landed,
@@ -74,9 +82,10 @@ def rerun_history(st: Store, run: dict[str, Any], results: Sequence[Result]) -> 
     runs counts too, as far as it moves the median case).
 
     The earlier run: the latest of the ``HISTORY_RUNS`` runs with this run's machine label started before it
-    whose hardware fingerprint is this run's and which shares at least ``MIN_HISTORY_CASES`` timed cases with it
-    measured on that machine (a run whose results come from other machines, or without a fingerprint, has no
-    history). The SD: 1.4826 x the median over those cases of |log(p50 here / p50 there)| (a robust SD of the
+    whose hardware fingerprint is this run's, which was measured the same way (``measured_as``: a case
+    interleaved in a group and the same case alone, or under another host allocator, differ by more than a
+    rerun) and which shares at least ``MIN_HISTORY_CASES`` timed cases with it measured on that machine (a run
+    whose results come from other machines, or without a fingerprint, has no history). The SD: 1.4826 x the median over those cases of |log(p50 here / p50 there)| (a robust SD of the
     change, taken around no change, so that a machine that moved as a whole counts), over sqrt(2): each of the two
     runs has its own share of the change; a change of nothing is no history."""
     label, fingerprint = run.get("machine"), _fingerprint(run)
@@ -85,7 +94,7 @@ def rerun_history(st: Store, run: dict[str, Any], results: Sequence[Result]) -> 
     mine = _p50s(results, label)
     for other in st.earlier_run_ids(run["started_at"], label, HISTORY_RUNS):
         earlier = st.run(other)
-        if _fingerprint(earlier) != fingerprint:
+        if _fingerprint(earlier) != fingerprint or measured_as(earlier) != measured_as(run):
             continue
         theirs = _p50s(st.results(other), label)
         changes = [abs(math.log(mine[k] / theirs[k])) for k in mine.keys() & theirs.keys() if mine[k] > 0 < theirs[k]]

@@ -1,6 +1,6 @@
 """Do comparisons repeat? The quick suite twice back to back, per grouping, figures side by side.
 
-    python benchmarks/repeat.py [--groups variant,none] [--store PATH] [--runs GROUP=RUN_A,RUN_B ...]
+    python benchmarks/repeat.py [--groups variant,none] [--store PATH] [--allocator keep|system] [--runs GROUP=RUN_A,RUN_B ...]
 
 For each grouping (``variant``: the cases a report compares measured together,
 interleaved; ``none``: each case alone, one after another, as before comparison
@@ -35,6 +35,7 @@ from dataclasses import replace
 
 import pandas as pd
 
+from bench.allocator import ALLOCATORS, DEFAULT_ALLOCATOR, STORED_BEFORE
 from bench.probe import fresh_memory_us, movement_line
 from bench.report import speedup_rows
 from bench.results import FRESH_SHARE_WARN, load
@@ -47,11 +48,11 @@ from bench.suites import resolve_suite
 FRESH: dict[str, tuple[float, float]] = {}  # run id -> fresh memory's price (us per page) before and after it
 
 
-def measure_once(store: Store, group: str) -> str:
+def measure_once(store: Store, group: str, allocator: str) -> str:
     suite = replace(resolve_suite("quick"), group=group)
     before = fresh_memory_us()
-    run_id = (run := start_run(suite, RunOptions(group=group))).id
-    print(f"run {run_id} (group {group})", flush=True)
+    run_id = (run := start_run(suite, RunOptions(group=group, allocator=allocator))).id
+    print(f"run {run_id} (group {group}, allocator {allocator})", flush=True)
     execute(store, run, on_result=lambda r: print(f"  {r.case.key} {r.status}", flush=True))
     FRESH[run_id] = (before, fresh_memory_us())
     return run_id
@@ -72,6 +73,7 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
         sampled = sum(sum(r.samples_ns) for r in store.results(run_id)) / 1e9
         out[f"run {i + 1}: wall time"] = f"{wall / 60:.2f} min, {len(frame)} cases"
         out[f"run {i + 1}: overhead per case outside timed iterations"] = f"{(wall - sampled) / len(frame):.2f} s"
+        out[f"run {i + 1}: host allocator"] = run["environment"].get("cpu_allocator", STORED_BEFORE)
         out[f"run {i + 1}: statuses"] = " ".join(f"{k}={v}" for k, v in sorted(frame["status"].value_counts().items()))
     s = [speedup_rows(f).set_index("case_key") for f in frames]
     both = s[0][["value", "paired", "speedup_ci_low", "speedup_ci_high"]].join(
@@ -142,6 +144,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--groups", default="variant,none")
     parser.add_argument("--store", default="results/repeat-bench.db")
+    parser.add_argument("--allocator", default=DEFAULT_ALLOCATOR, choices=ALLOCATORS,
+                        help="the workers' host allocator (bench.allocator; default keep)")
     parser.add_argument("--runs", nargs="*", default=[], metavar="GROUP=RUN_A,RUN_B",
                         help="report on runs already made instead of measuring")
     args = parser.parse_args()
@@ -149,7 +153,8 @@ def main() -> int:
     given = dict(item.split("=", 1) for item in args.runs)
     table: dict[str, dict[str, str]] = {}
     for group in args.groups.split(","):
-        runs = given[group].split(",") if group in given else [measure_once(store, group), measure_once(store, group)]
+        runs = given[group].split(",") if group in given else [measure_once(store, group, args.allocator),
+                                                                         measure_once(store, group, args.allocator)]
         print(f"group {group}: runs {','.join(runs)}", flush=True)
         table[group] = figures(store, runs)
     rows = list(dict.fromkeys(k for f in table.values() for k in f))

@@ -196,10 +196,11 @@ def test_a_rerun_interval_widens_to_how_far_this_machines_cases_moved_since_its_
     store = Store(tmp_path / "h.db")
     rounds = tuple(range(1_000_000, 1_012_000, 1_000))  # 12 block medians: a narrow CI
 
-    def run(label, fingerprint, scales, n=6, measured_on=None):
+    def run(label, fingerprint, scales, n=6, measured_on=None, options=None):
         time.sleep(0.01)  # runs in the order made
         environment = {"hostname": "h", "machine_fingerprint": fingerprint}
-        run_id = store.new_run(suite="s", suite_json={}, environment=environment, calibration={}, settings={},
+        settings = {"options": options} if options else {}
+        run_id = store.new_run(suite="s", suite_json={}, environment=environment, calibration={}, settings=settings,
                                cases_total=n, machine=label)
         for i in range(n):
             samples = tuple(int(v * scales[i % len(scales)]) for v in rounds)
@@ -235,6 +236,15 @@ def test_a_rerun_interval_widens_to_how_far_this_machines_cases_moved_since_its_
     assert load(same, store)["latency_rerun_from"].isna().all()
     elsewhere = run("box", "f1", [1.1], measured_on=["box-3"])  # resumed on another machine under the label
     assert load(elsewhere, store)["latency_rerun_from"].isna().all()
+    # measured another way (interleaved in groups, or with freed memory kept): not this one's history, though a
+    # run from before either setting counts as measured alone with glibc's own allocator
+    alike = run("box", "f1", [1.1], options={"group": "none", "allocator": "system"})
+    assert (load(alike, store)["latency_rerun_from"] == f"run {same}").all()
+    grouped = run("box", "f1", [1.0], options={"group": "variant", "allocator": "system"})
+    kept = run("box", "f1", [1.1], options={"group": "none", "allocator": "keep"})
+    assert load(grouped, store)["latency_rerun_from"].isna().all() and load(kept, store)["latency_rerun_from"].isna().all()
+    assert (load(run("box", "f1", [1.1], options={"group": "variant", "allocator": "system"}), store)[
+        "latency_rerun_from"] == f"run {grouped}").all()
     with store.engine.begin() as conn:  # a run whose environment is not a table: no history, and no error
         conn.exec_driver_sql(f"update runs set environment_json = 'null' where id = '{first}'")
     assert load(first, store)["latency_rerun_from"].isna().all() and len(load(second, store)) == 6
