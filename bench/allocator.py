@@ -16,17 +16,34 @@ Why
     built on such a case do not repeat.
 
 Allocators (``ALLOCATORS``)
-    ``keep`` (the default): ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, 2**31 - 1)``
-    in the worker before it builds anything (fixing either also stops glibc's
-    moving threshold): every buffer comes from the heap and freed memory stays
-    with the process, so a warmed-up step takes no page from the kernel,
-    whatever the process did before. That is what a serving process with a
-    caching allocator sees, and what PyTorch's own CPU launcher sets up
-    (``torch.backends.xeon.run_cpu`` preloads jemalloc or tcmalloc, jemalloc
-    with its decay off): the step's own work is measured, not the kernel's.
+    ``keep`` (the default): ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, -1)`` (glibc
+    reads it as SIZE_MAX: no limit, on purpose) in the worker before it builds
+    anything (fixing either also stops glibc's moving threshold): the main
+    arena serves every buffer from its heap and never hands freed memory back,
+    so a warmed-up step takes no page from the kernel, whatever the process did
+    before. That is what a serving process with a caching allocator sees, and
+    what PyTorch's own CPU launcher sets up (``torch.backends.xeon.run_cpu``
+    preloads jemalloc or tcmalloc, jemalloc with its decay off): the step's own
+    work is measured, not the kernel's. A worker started from nothing (of
+    another checkout, for ``ab`` or ``compare --confirm --baseline-src``; or with
+    ``CNNBENCH_FORKSERVER=0``) also gets the same two settings as
+    ``GLIBC_TUNABLES`` (``environ``), which glibc reads at start-up, so an older
+    checkout's worker, which knows no allocator, keeps its memory too and the
+    two sides are measured alike.
     ``system``: glibc's defaults untouched, moving threshold included, as a
     plain ``python`` process has them; the page-fault figures and the
     fresh-memory share (``bench.results``) then say what it costs.
+
+    What ``keep`` leaves as it was: buffers that threads other than the main
+    one allocate come from their own arenas, whose 64 MiB sub-heaps glibc maps
+    and may unmap (a torch step allocates on the main thread; an OpenMP
+    thread's scratch is small); a heap that cannot grow (``brk`` refused, e.g.
+    under ``--worker-memory-limit``) is served by mmap, or is an ``oom``. Memory
+    once used stays resident, so a case's peak resident memory is its high-water
+    mark, as before, and a worker under ``--worker-memory-limit`` can meet its
+    limit sooner than glibc's own way would (fragments of the heap are not given
+    back). Instruction counts (``bench.instructions``) run under Valgrind, whose
+    own malloc replaces glibc's: the setting does not reach them.
 
     The allocator is a run setting (``run --allocator``), recorded in the run's
     options and its environment (``cpu_allocator``), so ``compare`` names it when
@@ -41,6 +58,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import platform
 from typing import Optional
 
@@ -53,7 +71,9 @@ STORED_BEFORE = "system"  # what a run stored without the setting was measured w
 # glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_NEVER_TRIM = 2**31 - 1  # mallopt takes an int
+_NEVER_TRIM = -1  # mallopt's int, which glibc takes as a size_t: SIZE_MAX
+_TUNABLES = f"glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold={2**64 - 1}"  # the same, read at start-up
+_in_effect = {"keep": False}  # this process's: keep cannot be undone
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,11 +99,18 @@ def effective(name: str) -> str:
 
 
 def use(name: str) -> str:
-    """Set this process's allocator (see the module docstring); returns the one in effect. ``system`` leaves
-    glibc as it is, so it must come before any ``keep`` in the process."""
-    if effective(checked(name)) == "keep":
+    """Set this process's allocator (see the module docstring); returns the one in effect, which stays ``keep``
+    once set in the process (``system`` changes nothing)."""
+    if effective(checked(name)) == "keep" and not _in_effect["keep"]:
         mallopt = _mallopt()
-        if not (mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM)):
-            return "system"  # glibc refused; say so rather than claim it
-        return "keep"
-    return "system"
+        _in_effect["keep"] = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM))
+    return "keep" if _in_effect["keep"] else "system"
+
+
+def environ(name: Optional[str], env: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """``env`` (default: this process's environment) for a process started from nothing with allocator ``name``:
+    for ``keep`` on glibc, ``GLIBC_TUNABLES`` with the same settings as ``use`` (after any the user set)."""
+    env = dict(os.environ if env is None else env)
+    if effective(checked(name or DEFAULT_ALLOCATOR)) == "keep":
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), _TUNABLES]))
+    return env

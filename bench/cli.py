@@ -358,6 +358,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     """Interleaved A/B of two cases: a model against another, or against itself with other flags (--vs)."""
     from .ab import Arm, interleave
     from .confirm import paired_verdict
+    from .runner import RunOptions
     from .suites import single_case
 
     base = single_case(args.baseline, _case_texts(args), "ab")
@@ -367,8 +368,10 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print("note: both sides are the same case from the same code (an A/A check)", file=sys.stderr)
     if args.format == "table":
         views.show(f"A: {base.key}\nB: {cand.key}\ninterleaving, one iteration at a time ...", sys.stderr)
+    flags = RunOptions(tf32=args.tf32, cudnn_benchmark=args.cudnn_benchmark, allocator=args.allocator).worker_flags()
     paired = interleave(Arm(base, args.baseline_src), Arm(cand, args.candidate_src),
-                        Measure(max_seconds=args.max_seconds, warmup_seconds=args.warmup_seconds))
+                        Measure(max_seconds=args.max_seconds, warmup_seconds=args.warmup_seconds),
+                        request_extra=flags)
     row = paired_verdict(f"{base.key} -> {cand.key}", paired, thresholds)
     views.show(views.ab_outcome(row, paired, base.key, cand.key, thresholds, args.format))
     return 1 if row.verdict == "slower" else 0
@@ -482,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time cap on the interleaved blocks (default: 10)")
     p.add_argument("--warmup-seconds", default="2", type=option(seconds, "--warmup-seconds"),
                    help="warm-up cap per side (default: 2)")
+    backend_flags(p)
     threshold_flags(p, "sign test")
     formats(p, ("table", "json"))
 

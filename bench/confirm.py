@@ -109,7 +109,7 @@ def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, thresholds: 
     can_base, can_cand = runnable(base, base_src), runnable(cand, cand_src, "--candidate-src")
     settings = cand.meta.get("settings", {}) or {}
     sampling = Measure.from_dict(settings["measure"]) if "measure" in settings else Measure()
-    options = RunOptions.stored(settings["options"]) if "options" in settings else RunOptions()
+    options = RunOptions.stored(settings.get("options") or {})  # as the candidate was measured
     request_extra = options.worker_flags()
     base_by_key = {r.case.key: r for r in base.results}
     cand_by_key = {r.case.key: r for r in cand.results}

@@ -115,7 +115,8 @@ class _Worker:
         self.timeout = sampling.timeout_s
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker never blocks on it
         self.proc = start("bench.worker", ["--serve"], src=arm.src, stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=self.stderr, text=True, server=server)
+                          stdout=subprocess.PIPE, stderr=self.stderr, text=True, server=server,
+                          allocator=request_extra.get("allocator"))
         self.send({"case": arm.case.to_dict(), "measure": asdict(sampling), **request_extra})
 
     def send(self, obj: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import mmap
 import time
 from typing import Optional, Sequence
 
@@ -92,14 +93,16 @@ def probe_gflop_s(threads: int, seconds: float = PROBE_S) -> float:
         torch.set_num_threads(saved)
 
 
-FRESH_MEMORY_BYTES = 64 << 20  # above glibc's largest mmap threshold (32 MiB): pages new from the kernel each time
+FRESH_MEMORY_BYTES = 64 << 20  # mapped and unmapped each time: pages new from the kernel
 FRESH_REPEATS = 3  # the runner's price after each group: about 75 ms on a 2-vCPU VM
 
 
 def fresh_memory_us(repeats: int = 5) -> float:
     """What memory new to the process costs now, in microseconds per 4 KiB page: the median of ``repeats``
-    allocations of ``FRESH_MEMORY_BYTES`` with one byte of every page written, on one thread: the page faults'
-    price (the kernel's, and on a VM the host's), without the write a step would pay in memory it already had.
+    anonymous mappings of ``FRESH_MEMORY_BYTES`` (``mmap``, not malloc: whatever this process's allocator keeps,
+    ``bench.allocator``, the pages are new) with one byte of every page written, on one thread: the page
+    faults' price (the kernel's, and on a VM the host's), without the write a step would pay in memory it
+    already had.
 
     Not part of the track: a diagnosis (``fresh_spread``). The matmul probe runs in memory it already has; a step
     that allocates large buffers every iteration (an autocast step's copies of large weights: 63,000 pages a
@@ -113,8 +116,9 @@ def fresh_memory_us(repeats: int = 5) -> float:
         costs = []
         for _ in range(repeats):
             t0 = time.perf_counter_ns()
-            torch.empty(FRESH_MEMORY_BYTES, dtype=torch.uint8)[::4096] = 1
-            costs.append((time.perf_counter_ns() - t0) / 1e3 / (FRESH_MEMORY_BYTES // 4096))
+            with mmap.mmap(-1, FRESH_MEMORY_BYTES) as fresh:
+                torch.frombuffer(fresh, dtype=torch.uint8)[::4096] = 1
+                costs.append((time.perf_counter_ns() - t0) / 1e3 / (FRESH_MEMORY_BYTES // 4096))
         return round(median(costs), 3)
     finally:
         torch.set_num_threads(saved)

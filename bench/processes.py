@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional, Sequence
 
+from .allocator import environ as allocator_environ
 from .cases import Case
 from .errors import BadValue
 
@@ -240,12 +241,17 @@ def _fork_server() -> Optional[ForkServer]:
 
 def start(module: str, args: Sequence[str], *, src: Optional[str] = None, stdin: Any = subprocess.DEVNULL,
           stdout: Any = subprocess.DEVNULL, stderr: "int | IO[Any]" = subprocess.PIPE,
-          text: bool = False, server: Optional[ForkServer] = None) -> "subprocess.Popen | Forked":
+          text: bool = False, server: Optional[ForkServer] = None,
+          allocator: Optional[str] = None) -> "subprocess.Popen | Forked":
     """``python -m MODULE ARGS`` in a new session, unbuffered; with ``src``, that checkout's code runs.
 
     Forked from ``server`` (a group's builder, ``group_builder``), else from the runner's fork server where there
-    is one and ``src`` is not given (see the module docstring)."""
+    is one and ``src`` is not given (see the module docstring). With ``allocator``, a worker started from nothing
+    gets it in its environment as well (``bench.allocator.environ``): a checkout older than the setting then
+    keeps its memory as this one's workers do."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if allocator is not None:
+        env = allocator_environ(allocator, env)
     server = None if src else server or _fork_server()
     if server is not None:
         return Forked(server, module, args, env, stdin, stdout, stderr, text)
@@ -310,7 +316,7 @@ def run_on_request(module: str, kind: str, request: dict[str, Any], timeout_s: f
     with scratch(kind) as tmp:
         path, out = tmp / "request.json", tmp / "result.json"
         path.write_text(json.dumps(request))
-        proc = start(module, [str(path), *([str(out)] if answers else [])])
+        proc = start(module, [str(path), *([str(out)] if answers else [])], allocator=request.get("allocator"))
         err = wait_for(proc, timeout_s)
         if err is None:
             return Ended(None, None, "", timeout_s)

@@ -240,12 +240,16 @@ def read_trace(path: "str | Path") -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """``python -m bench.profiling REQUEST.json``: what ``run --profile`` starts per measured case.
 
-    The request is ``{"case": Case.to_dict(), "out": trace root, "run": folder, "steps": N}``; the
-    profile lands as ``profile_case`` writes it; a failure ends with its line on stderr and status 1.
+    The request is ``{"case": Case.to_dict(), "out": trace root, "run": folder, "steps": N,
+    **RunOptions.worker_flags()}``, the flags set as the measuring worker set them (``bench.prepare.apply_flags``);
+    the profile lands as ``profile_case`` writes it; a failure ends with its line on stderr and status 1.
     """
+    from .prepare import apply_flags
+
     request = json.loads(Path(argv[0]).read_text())
     processes.own_limit(request.get("timeout_s"))  # the runner's limit, kept even if the runner is gone
     try:
+        apply_flags(request)
         load_plugins()
         profile_case(Case.from_dict(request["case"]), out=request["out"], run=request["run"],
                      steps=int(request.get("steps", 3)))

@@ -70,9 +70,12 @@ def _fingerprint(run: dict[str, Any]) -> Optional[str]:
 
 def measured_as(run: dict[str, Any]) -> tuple[str, str]:
     """How a stored run measured its cases, as far as that sets their p50s: its grouping (``bench.cases.GROUPINGS``;
-    a run from before groups measured each case alone) and its workers' host allocator (``bench.allocator``)."""
+    a run from before groups, or under ``--isolation none``, measured each case alone) and the host allocator in
+    effect in its workers (the environment's ``cpu_allocator``, ``bench.allocator``; a run from before it: glibc's)."""
     options = (run.get("settings") or {}).get("options") or {}
-    return options.get("group") or "none", options.get("allocator") or STORED_BEFORE
+    environment = run.get("environment") if isinstance(run.get("environment"), dict) else {}
+    alone = options.get("isolation") == "none" or not options.get("group")
+    return "none" if alone else options["group"], environment.get("cpu_allocator") or STORED_BEFORE
 
 
 def rerun_history(st: Store, run: dict[str, Any], results: Sequence[Result]) -> Optional[tuple[float, str]]:
@@ -218,8 +221,8 @@ def case_warnings(row: dict[str, Any]) -> list[str]:
         out.append(f"about {share:.0%} of this step goes to memory new to the process "
                    f"({row['page_faults_per_iter']:,.0f} page faults per iteration at {row['fresh_page_us']:.2f} us "
                    "each): its time moves with the price of fresh memory, which the machine (on a VM, its host) sets "
-                   "and the matmul probe does not see; measure with --allocator keep (the default), which keeps "
-                   "freed memory in the worker, unless glibc's own way is what you mean to measure")
+                   "and the matmul probe does not see; a larger batch pays it less often, and --allocator keep (the "
+                   "default) avoids it where the step frees what the next one asks for again")
     if row.get("compile_recompiles"):
         n = row["compile_recompiles"]
         out.append(f"Dynamo recompiled {n} time{'s' if n != 1 else ''} while sampling: the steady state was not "

@@ -169,14 +169,14 @@ def calibrate_isolated(cases: list[Case], options: RunOptions) -> dict[str, floa
     return ended.answer["peaks"]
 
 
-def profile_isolated(case: Case, out: str, run_id: str) -> str:
+def profile_isolated(case: Case, out: str, run_id: str, options: RunOptions = RunOptions()) -> str:
     """``cnnbench profile`` of a measured case in its own process, after the measurement, never during it.
 
     The case goes to ``python -m bench.profiling REQUEST.json`` as a file; returns "" when the
     profile was written, else why not (for the case's row).
     """
     ended = processes.run_on_request("bench.profiling", "profile", {
-        "case": case.to_dict(), "out": out, "run": run_id, "timeout_s": PROFILE_TIMEOUT_S},
+        "case": case.to_dict(), "out": out, "run": run_id, "timeout_s": PROFILE_TIMEOUT_S, **options.worker_flags()},
         PROFILE_TIMEOUT_S, answers=False)
     if ended.returncode == 0:
         return ""
@@ -456,7 +456,7 @@ def _finish(result: Result, options: RunOptions, run_id: str, machine: str) -> R
         per_iter, why = instructions.count(result.case)
         result = replace(result, instructions_per_iter=per_iter, instructions_reason=why)
     if options.profile_dir and result.samples_ns:
-        why_not = profile_isolated(result.case, options.profile_dir, run_id)
+        why_not = profile_isolated(result.case, options.profile_dir, run_id, options)
         if why_not:
             result = replace(result, reason="; ".join(filter(None, [result.reason, why_not])))
     return result

@@ -69,8 +69,9 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
-from .cases import Case
 from . import migrate
+from .allocator import STORED_BEFORE
+from .cases import Case
 from .errors import BadValue, StoreError, StoreUnavailable, Unavailable, cannot, first_line
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
 from .shards import Shard, shard_keys
@@ -172,6 +173,15 @@ def _url(location: "str | os.PathLike[str]") -> str:
     text = str(location)
     return text if "://" in text else f"sqlite:///{text}"
 
+
+
+def _plan(settings: dict[str, Any]) -> dict[str, Any]:
+    """A run's planned settings as JSON gives them back, its options completed with what a run stored before a
+    setting existed was measured with (``bench.allocator.STORED_BEFORE``)."""
+    plan = json.loads(json.dumps(settings))
+    if isinstance(plan, dict) and isinstance(plan.get("options"), dict):
+        plan["options"] = {"allocator": STORED_BEFORE, **plan["options"]}
+    return plan
 
 class Store:
     """An open results store. ``create=False`` refuses to make a new one (for read-only commands).
@@ -365,10 +375,14 @@ class Store:
         self._check_plan(self.run(run_id)["settings"], run_id, settings, what)
 
     def _check_plan(self, stored: dict[str, Any], run_id: str, settings: dict[str, Any], what: str) -> None:
-        if stored != json.loads(json.dumps(settings)):
+        stored, planned = _plan(stored), _plan(settings)
+        if stored != planned:
+            old, new = (plan.get("options") if isinstance(plan.get("options"), dict) else {} for plan in (stored, planned))
+            options = [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(old.keys() | new.keys())
+                       if old.get(key) != new.get(key)]
             raise StoreError(f"{what} of run {run_id!r} was planned with other cases or flags than the run in "
-                             f"{self.label!r}: start every shard with the same suite and flags (or choose another "
-                             "--run-id)")
+                             f"{self.label!r}{' (' + ', '.join(options) + ')' if options else ''}: start every "
+                             "shard with the same suite and flags (or choose another --run-id)")
 
     def start_shard(self, run_id: str, shard: dict[str, Any]) -> None:
         """A shard of a stored run starts again (``--resume ID --shard K/N``): its row renewed, or added (as

@@ -1,6 +1,7 @@
 """The worker's host allocator (bench/allocator.py): keep freed memory, or glibc's own way."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from bench.runner import RunOptions
 _PROBE = """
 import ctypes, json, resource, sys
 from bench import allocator
-used = allocator.use(sys.argv[1])
+used = allocator.use(sys.argv[1]) if sys.argv[1] != "environment" else None
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
@@ -30,12 +31,13 @@ for mib in (24, 40):
         ctypes.memset(p, 1, n)
         libc.free(p)
     faults[mib] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
-print(json.dumps({"used": used, "faults": faults}))
+print(json.dumps({"used": used, "faults": faults, "then_system": allocator.use("system")}))
 """
 
 
-def _faults(name: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", _PROBE, name], capture_output=True, text=True, timeout=60, check=True)
+def _faults(name: str, env=None) -> dict:
+    done = subprocess.run([sys.executable, "-c", _PROBE, name], capture_output=True, text=True, timeout=60, check=True,
+                          env=env)
     return json.loads(done.stdout)
 
 
@@ -46,6 +48,18 @@ def test_keep_takes_no_page_from_the_kernel_once_warm_and_system_takes_every_pag
     pages_40 = (40 << 20) // 4096
     assert keep["faults"]["24"] < 16 and keep["faults"]["40"] < 16
     assert system["faults"]["40"] > 0.9 * pages_40  # glibc's mmap threshold is at most 32 MiB: back to the kernel
+    assert keep["then_system"] == "keep" and system["then_system"] == "system"  # keep cannot be undone: said so
+
+
+@pytest.mark.skipif(allocator.effective("keep") != "keep", reason="glibc's tunables")
+def test_a_process_started_from_nothing_keeps_its_memory_through_its_environment_alone():
+    """What an older checkout's worker gets: no call of its own, GLIBC_TUNABLES read by glibc at start-up."""
+    env = allocator.environ("keep", {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.check=0"})
+    assert env["GLIBC_TUNABLES"].startswith("glibc.malloc.check=0:glibc.malloc.mmap_max=0:")
+    assert allocator.environ("system", {"A": "1"}) == {"A": "1"}
+    tuned = _faults("environment", env)
+    assert tuned["faults"]["24"] < 16 and tuned["faults"]["40"] < 16
+    assert _faults("environment", {**os.environ, "GLIBC_TUNABLES": ""})["faults"]["40"] > 0.9 * (40 << 20) // 4096
 
 
 def test_an_unknown_allocator_is_refused_and_a_libc_without_mallopt_keeps_its_own(monkeypatch):
@@ -54,6 +68,7 @@ def test_an_unknown_allocator_is_refused_and_a_libc_without_mallopt_keeps_its_ow
     with pytest.raises(BadValue, match="allocator must be one of keep, system, got 'x'"):
         RunOptions(allocator="x")
     monkeypatch.setattr(allocator, "_mallopt", lambda: None)
+    monkeypatch.setattr(allocator, "_in_effect", {"keep": False})  # whatever an in-process test set here before
     assert allocator.effective("keep") == "system" and allocator.use("keep") == "system"
 
 

@@ -88,6 +88,7 @@ def test_env_reports_versions(capsys):
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["inspect"], "the following arguments are required: model"),
     (["run", "--allocator", "jemalloc"], "--allocator must be one of keep, system, got 'jemalloc'"),
+    (["ab", "alexnet", "--allocator", "tcmalloc"], "--allocator must be one of keep, system, got 'tcmalloc'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
     code, out, err = run_cli(capsys, *argv)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import torch
 
-from bench import environment
+from bench import allocator, environment
 from bench.cli import main
 
 HARDWARE = {"cpu_model": "Intel(R) Xeon(R) Processor", "cpu_cores_logical": 2, "gpu_name": None, "gpu_count": 0}
@@ -37,9 +37,10 @@ def test_worker_flags_are_what_set_backends_sets_and_leave_this_process_alone():
     torch.backends.cudnn.allow_tf32 = True  # the process default that workers turn off
     try:
         assert environment.worker_flags() == {"tf32_matmul": False, "tf32_cudnn": False, "cudnn_benchmark": False,
-                                              "cpu_allocator": "keep"}
+                                              "cpu_allocator": allocator.effective("keep")}
         assert environment.worker_flags(tf32=True, cudnn_benchmark=True) == {
-            "tf32_matmul": True, "tf32_cudnn": True, "cudnn_benchmark": True, "cpu_allocator": "keep"}
+            "tf32_matmul": True, "tf32_cudnn": True, "cudnn_benchmark": True,
+            "cpu_allocator": allocator.effective("keep")}
         assert torch.backends.cudnn.allow_tf32 is True  # put back
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = before
@@ -54,7 +55,7 @@ def test_env_shows_the_workers_flags_not_the_process_defaults(capsys):
     shown = json.loads(capsys.readouterr().out)
     assert (shown["tf32_cudnn"], shown["tf32_matmul"], shown["cudnn_benchmark"]) == (True, True, True)
     assert "cuda_visible_devices" in shown and "gpu_uuids" in shown
-    assert shown["cpu_allocator"] == "keep"
+    assert shown["cpu_allocator"] == allocator.effective("keep")
     assert main(["env", "--format", "json", "--allocator", "system"]) == 0
     assert json.loads(capsys.readouterr().out)["cpu_allocator"] == "system"
 

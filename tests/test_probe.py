@@ -199,6 +199,8 @@ def test_a_rerun_interval_widens_to_how_far_this_machines_cases_moved_since_its_
     def run(label, fingerprint, scales, n=6, measured_on=None, options=None):
         time.sleep(0.01)  # runs in the order made
         environment = {"hostname": "h", "machine_fingerprint": fingerprint}
+        if options and "allocator" in options:  # the one in effect, as the run records it
+            environment["cpu_allocator"] = options.pop("allocator")
         settings = {"options": options} if options else {}
         run_id = store.new_run(suite="s", suite_json={}, environment=environment, calibration={}, settings=settings,
                                cases_total=n, machine=label)
@@ -245,6 +247,9 @@ def test_a_rerun_interval_widens_to_how_far_this_machines_cases_moved_since_its_
     assert load(grouped, store)["latency_rerun_from"].isna().all() and load(kept, store)["latency_rerun_from"].isna().all()
     assert (load(run("box", "f1", [1.1], options={"group": "variant", "allocator": "system"}), store)[
         "latency_rerun_from"] == f"run {grouped}").all()
+    # under --isolation none every case is measured alone, whatever the suite's grouping says
+    inline = run("box", "f1", [1.0], options={"group": "variant", "isolation": "none", "allocator": "keep"})
+    assert (load(inline, store)["latency_rerun_from"] == f"run {kept}").all()
     with store.engine.begin() as conn:  # a run whose environment is not a table: no history, and no error
         conn.exec_driver_sql(f"update runs set environment_json = 'null' where id = '{first}'")
     assert load(first, store)["latency_rerun_from"].isna().all() and len(load(second, store)) == 6

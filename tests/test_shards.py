@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench.cases import group_cases
-from bench.errors import BadValue
+from bench.errors import BadValue, StoreError
 from bench.record import Result
 from bench.shards import Shard, job_id, partition, shard_cases, shard_keys
 from bench.store import Store
@@ -269,3 +269,14 @@ def test_the_parts_of_a_sharded_run_measured_offline_merge_into_one_run(tmp_path
         conn.exec_driver_sql("update results set status = 'noisy'")
     assert main(["merge", str(tmp_path / "b.db"), "--into", store_url]) == 2
     assert "of its cases differ" in capsys.readouterr().err
+
+
+def test_a_shard_joins_a_run_stored_before_the_allocator_setting_only_as_it_was_measured(tmp_path):
+    """Such a run's options have no allocator: it was measured with glibc's own (``system``), and a shard that keeps
+    freed memory would measure its part differently; the refusal names the setting."""
+    store = Store(tmp_path / "s.db")
+    old = {"measure": {"max_seconds": 1.0}, "options": {"isolation": "process", "group": "variant"}, "cases": []}
+    run_id = store.new_run(suite="s", suite_json={}, environment={}, calibration={}, settings=old, cases_total=0)
+    store.check_plan(run_id, {**old, "options": {**old["options"], "allocator": "system"}}, "shard 2/2")
+    with pytest.raises(StoreError, match=r"planned with other cases or flags .*\(allocator 'system' -> 'keep'\)"):
+        store.check_plan(run_id, {**old, "options": {**old["options"], "allocator": "keep"}}, "shard 2/2")
