@@ -270,12 +270,16 @@ def test_page_faults_per_iteration_and_the_fresh_page_price_are_measured_stored_
 def test_the_default_allocator_keeps_freed_memory_so_a_warm_step_takes_no_page_from_the_kernel(tmp_path, group):
     """The same 40 MiB a forward as above, under --allocator keep (the default): recorded in the run's options
     and environment, and the step no longer pays for fresh memory, grouped or alone."""
+    from fault_models import FRESH_BYTES
+
     results = run(tmp_path, {"models": ["paced_2ms", "fresh_memory"], "group": group,
                              "measure": {"max_seconds": 0.4, "warmup_seconds": 0.1}})
     fresh = next(r for r in results if r.case.model == "fresh_memory")
     assert fresh.status in ("ok", "noisy"), fresh.reason
     assert any(r.pairing for r in results) == (group == "model")  # the group's path, and the lone worker's
-    assert fresh.page_faults_per_iter < 100
+    # under system each step faults every page (FRESH_BYTES // 4096, the test above); kept, the heap grows while it
+    # settles (at most once or twice inside so short a sampling) and then serves every step from memory it has
+    assert fresh.page_faults_per_iter < FRESH_BYTES // 4096 / 10
     store = Store(tmp_path / "s.db", create=False)
     run_row = store.run(store.latest_run_id())
     assert run_row["settings"]["options"]["allocator"] == "keep"
