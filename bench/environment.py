@@ -36,6 +36,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _size_bytes(text: str) -> int:
+    """sysfs's cache size ("32768K", "1M", "512") in bytes."""
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
+
+
+CPU0_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def cpu_llc_bytes(caches: Path = CPU0_CACHES) -> Optional[int]:
+    """The last-level cache the first CPU sees, in bytes (Linux's sysfs; a VM's is what its hypervisor shows), or
+    None where it is not known."""
+    best: tuple[int, int] = (0, 0)
+    try:
+        for index in caches.glob("index*"):
+            if (index / "type").read_text().strip() in ("Unified", "Data"):
+                best = max(best, (int((index / "level").read_text()), _size_bytes((index / "size").read_text())))
+    except (OSError, ValueError):
+        return None
+    return best[1] or None
+
+
 def git_state(path: Path = CHECKOUT) -> tuple[Optional[str], Optional[bool]]:
     """The checkout's commit and whether its tracked files differ from it (None outside git)."""
     commit = _run(["git", "rev-parse", "HEAD"], cwd=path)
@@ -89,6 +112,7 @@ def collect(tf32: bool = False, cudnn_benchmark: bool = False,
         "cpu_model": cpu_model(),
         "cpu_cores_logical": os.cpu_count(),
         "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_llc_bytes": cpu_llc_bytes(),
         "torch_threads": torch.get_num_threads(),
         "cuda_available": cuda,
         "gpu_name": torch.cuda.get_device_name(0) if cuda else None,

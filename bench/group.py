@@ -17,8 +17,10 @@ Method (``run_group``)
     (the default grouping's groups), the fp32 model, input and reference output
     they all start from are built once, by a group builder they are forked from
     (``processes.group_builder``, ``bench.forkserver``), and each member copies
-    them into memory of its own before its casts and conversions: the same
-    model, no longer built once per member.
+    them into memory of its own before its casts and conversions (an inference
+    model too big to stay in the last-level cache keeps reading the builder's
+    pages: ``bench.prepare.keeps_builder_pages``): the same model, no longer
+    built once per member.
 
     Rounds: each member in turn runs a block of at least one iteration and
     ``block_s`` seconds, while the others wait idle on their input. The order
@@ -226,7 +228,7 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
             else:
                 members[i].figures = {k: v for k, v in hello.items() if k != "ready"}
         if builder is not None:
-            builder.drop()  # every member holds its own copy: the builder's memory goes back before any block
+            builder.drop()  # every member holds its own copy or its mapping of the pages: the rest goes back before any block
         while any(m.active for m in members) and not (stop_on_failure and not all(m.active for m in members)):
             for member in members:
                 member.round_ns.append(None)

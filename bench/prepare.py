@@ -56,6 +56,7 @@ from torch import nn
 from . import allocator
 from .cases import Case
 from .devices import device_of
+from .environment import cpu_llc_bytes
 from .errors import first_line
 from .precision import PRECISIONS, tolerance
 from .record import CompileCounts
@@ -143,8 +144,8 @@ def _first(out: Any) -> torch.Tensor:
 class Base:
     """What every variant of one model, batch, input and mode is made from (the module docstring's **Build**): the
     fp32 contiguous model on the case's device, the input, the generator that draws the training labels next, and
-    the reference output (None where no case needs one). ``shared``: its tensors are still a group builder's pages
-    (``bench.forkserver``), not this process's own."""
+    the reference output (None where no case needs one). ``shared``: it is still a group builder's
+    (``bench.forkserver``), not yet taken by this process (``take_base``)."""
 
     model: nn.Module
     x: torch.Tensor
@@ -200,17 +201,39 @@ def drop_bases() -> None:
     gc.collect()
 
 
+SHARE_ABOVE_LLC = 2  # a read-only model over this many times the last-level cache keeps its builder's pages
+
+
+def keeps_builder_pages(case: Case, weight_bytes: int, llc_bytes: Optional[int]) -> bool:
+    """Whether a member forked from a group builder reads the model's parameters and buffers from the builder's
+    pages (copy-on-write, never written) instead of copying them into memory of its own (``take_base``).
+
+    A copy exists so that no member finds in the cache what another member's block left there. That can only
+    happen to weights that fit in the last-level cache: a forward streams its weights in order, so where they are
+    over ``SHARE_ABOVE_LLC`` times the cache (the margin for a replacement policy that is not LRU), what the
+    previous block left is evicted by this block's first layers before its last layers read it. Such a model
+    keeps the builder's pages when the case only reads them (inference: training's optimizer writes the weights,
+    and a page written first in the cold step would put copy-on-write faults in it); the copy of a VGG-16 (528 MB)
+    cost 1.1-1.25 s per member on a 2-vCPU AMD EPYC VM, about half of a case's time outside its timed
+    iterations. An unknown cache size copies."""
+    return case.mode == "infer" and llc_bytes is not None and weight_bytes > SHARE_ABOVE_LLC * llc_bytes
+
+
+def _weight_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+
+
 def take_base(case: Case, seed: int = 0) -> Base:
-    """The base of ``case``: the one this process holds (made its own: every parameter and buffer copied out of a
-    group builder's pages, so that no member reads another's physical memory and finds it in the cache), else
-    built now."""
+    """The base of ``case``: the one this process holds, else built now. One forked from a group builder is made
+    this process's own: its input copied, and its parameters and buffers too unless ``keeps_builder_pages``."""
     base = _BASES.pop(base_key(case, seed), None)
     if base is None:
         return build_base(case, seed, reference=not case.is_reference)
     if base.shared:
-        with torch.no_grad():
-            for tensor in itertools.chain(base.model.parameters(), base.model.buffers()):
-                tensor.data = tensor.data.clone()
+        if not keeps_builder_pages(case, _weight_bytes(base.model), cpu_llc_bytes()):
+            with torch.no_grad():
+                for tensor in itertools.chain(base.model.parameters(), base.model.buffers()):
+                    tensor.data = tensor.data.clone()
         base.x, base.shared = base.x.clone(), False
     if base.reference is None and not case.is_reference:
         _add_reference(base, case.mode)

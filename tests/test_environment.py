@@ -73,3 +73,18 @@ def test_the_run_records_cuda_visible_devices(monkeypatch):
     assert environment.collect()["cuda_visible_devices"] == "2,3"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert environment.collect()["cuda_visible_devices"] is None
+
+
+def test_the_last_level_cache_is_the_highest_level_data_or_unified_cache_sysfs_shows(tmp_path):
+    from bench.environment import cpu_llc_bytes
+
+    for name, level, kind, size in [("index0", 1, "Data", "48K"), ("index1", 1, "Instruction", "32K"),
+                                     ("index2", 2, "Unified", "2048K"), ("index3", 3, "Unified", "105M")]:
+        (tmp_path / name).mkdir()
+        for field, value in (("level", level), ("type", kind), ("size", size)):
+            (tmp_path / name / field).write_text(f"{value}\n")
+    assert cpu_llc_bytes(tmp_path) == 105 << 20
+    assert cpu_llc_bytes(tmp_path / "absent") is None
+    (tmp_path / "index3" / "size").write_text("lots\n")
+    assert cpu_llc_bytes(tmp_path) is None  # unreadable: not known, rather than a wrong figure
+    assert "cpu_llc_bytes" in environment.collect()

@@ -65,3 +65,24 @@ def test_getting_an_inference_reference_ready_runs_no_forward_before_its_cold_st
     assert infer.labels is None and not calls
     train = Prepared(Case("lenet5", mode="train", batch_size=3, threads=1, input_shape=(1, 32, 32)))
     assert calls and train.labels.shape == (3,) and int(train.labels.max()) < 10
+
+
+def _pointers(model):
+    return [t.data_ptr() for t in [*model.parameters(), *model.buffers()]]
+
+
+@pytest.mark.parametrize("mode, llc, kept", [("infer", 1, True), ("train", 1, False), ("infer", None, False),
+                                             ("infer", 1 << 40, False)])
+def test_a_member_keeps_its_builders_weights_only_when_it_reads_them_and_no_cache_could_hold_them(
+        monkeypatch, mode, llc, kept):
+    from bench import prepare
+
+    monkeypatch.setattr(prepare, "cpu_llc_bytes", lambda: llc)
+    case = Case("lenet5", input_shape=(1, 32, 32), mode=mode, threads=1)
+    prepare.prebuild([case])
+    built = _pointers(next(iter(prepare._BASES.values())).model)
+    base = prepare.take_base(case)
+    assert (_pointers(base.model) == built) is kept
+    assert not base.shared  # taken: the input is this process's own either way
+    assert prepare.keeps_builder_pages(case, 2 * (llc or 0) + 1, llc) is kept or llc == 1 << 40
+    assert not prepare.keeps_builder_pages(case, 2 * (llc or 0), llc)  # over twice the cache, not at it
