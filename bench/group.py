@@ -27,9 +27,11 @@ Method (``run_group``)
     alternates (AB, BA, ...) for two members and is shuffled per round (a fixed
     seed) for more, so that no member always follows the same other one. A
     round gives each member one value: the median of its block. After a
-    multi-threaded CPU block the worker sleeps ``settle_s`` before it answers,
-    outside its timed iterations (OpenMP's idle threads spin for 1-3 ms and
-    would steal the CPUs from the next member).
+    multi-threaded CPU block the worker waits, outside its timed iterations,
+    until its other threads stop running (OpenMP's idle threads spin for 1-3 ms
+    on a Xeon VM, about 8 ms on an AMD EPYC VM, and would take the CPUs from the
+    next member), at most ``settle_s`` (``bench.processes.settle``), before it
+    answers; a worker of another checkout sleeps ``SETTLE_BLIND_S``.
 
     Probe: where the caller gives one (the runner's machine-speed probe,
     ``bench.probe``), it runs in the caller's process as one more member of a
@@ -66,7 +68,9 @@ from .stats import median
 
 log = logging.getLogger(__name__)
 
-SETTLE_S = 0.005  # after a multi-threaded CPU block: OpenMP's idle threads spin for about 1-3 ms
+SETTLE_S = 0.025  # after a multi-threaded CPU block, the longest wait for the worker's threads to stop (processes.settle)
+SETTLE_BLIND_S = 0.005  # what a worker sleeps instead where it cannot see its threads, or, from another checkout, knows
+# no such wait
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ class _Worker:
 
 
 def settle_for(cases: Sequence[Case]) -> float:
-    """The pause after each block: SETTLE_S for multi-threaded CPU members, else none."""
+    """The longest pause after each block: SETTLE_S for multi-threaded CPU members, else none."""
     return SETTLE_S if all(c.device == "cpu" for c in cases) and max(c.threads for c in cases) > 1 else 0.0
 
 
@@ -243,7 +247,7 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
                 if not members[i].active:
                     continue
                 b0 = time.perf_counter()
-                workers[i].send({"block": block_s, "settle": settle_s})
+                workers[i].send({"block": block_s, "settle": min(settle_s, SETTLE_BLIND_S), "settle_cap": settle_s})
                 try:
                     samples = workers[i].receive()["samples_ns"]
                 except _Gone as gone:

@@ -31,10 +31,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional, Sequence
+from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
 from .allocator import environ as allocator_environ
 from .cases import Case
@@ -375,6 +376,45 @@ def shared_cpus(*cases: Case) -> Optional[list[int]]:
         return None
     usable = sorted(os.sched_getaffinity(0))
     return usable[:max(case.threads for case in cases)]
+
+
+SETTLE_POLL_S = 0.0002
+
+
+def _others_running(me: int) -> bool:
+    """Whether a thread of this process other than ``me`` is running or runnable (``R`` in /proc); OSError where
+    the threads cannot be read."""
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) == me:
+            continue
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except FileNotFoundError:  # it ended
+            continue
+        if stat[stat.rindex(")") + 2] == "R":
+            return True
+    return False
+
+
+def settle(cap_s: float, blind_s: float = 0.0, running: Callable[[int], bool] = _others_running) -> float:
+    """Wait until no other thread of this process is running or runnable, at most ``cap_s``; where the threads
+    cannot be read (no /proc), sleep ``blind_s`` instead. Returns the seconds waited.
+
+    Why: after a parallel region OpenMP's idle threads spin before they sleep, and would take the CPUs from
+    whatever runs next (the next member of a comparison group's round): measured with a 2-thread matmul, about
+    8 ms on a 2-vCPU AMD EPYC VM (median of 50; max 12 ms), 1-3 ms on a Xeon VM; so a fixed pause is too short on
+    one machine and wasted on the other."""
+    t0 = time.perf_counter()
+    deadline, me = t0 + cap_s, threading.get_native_id()
+    while True:
+        try:
+            busy = running(me)
+        except OSError:
+            time.sleep(blind_s)
+            return time.perf_counter() - t0
+        if not busy or time.perf_counter() >= deadline:
+            return time.perf_counter() - t0
+        time.sleep(SETTLE_POLL_S)
 
 
 def pin(cpus: Optional[Sequence[int]]) -> None:

@@ -67,7 +67,7 @@ from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure, group_cases
 from .devices import device_of
 from .errors import BadInput, BadValue, StoreError, WorkerFailed
-from .group import SETTLE_S, Arm, Member, paired_rounds, run_group, shares_build
+from .group import SETTLE_BLIND_S, SETTLE_S, Arm, Member, paired_rounds, run_group, shares_build
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import apply_flags, skip_reason
 from .probe import FRESH_REPEATS, PROBE_GROUP_S, PROBE_S, fresh_memory_us, probe_gflop_s
@@ -388,7 +388,7 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
     def in_group() -> None:  # one more member of a group's round, its pause after it as the members have
         probe(PROBE_GROUP_S)
         if threads > 1:
-            time.sleep(SETTLE_S)
+            processes.settle(SETTLE_S, SETTLE_BLIND_S)
 
     sharded = "shards" in record["settings"]
     done = 0

@@ -237,8 +237,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
     and warms up the case and answers ``{"ready": true, ...figures}``, or
     ``{"ready": false, "status": ..., "reason": ...}``; a ``"cpus"`` list in the request pins
     the worker to those CPUs first. Then each ``{"block": SECONDS}``
-    runs iterations for that long (and with ``"settle": SECONDS`` sleeps that long after
-    them) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
+    runs iterations for that long (and with ``"settle_cap": SECONDS`` waits after them until its other threads
+    stop running, at most that long, ``bench.processes.settle``; with only ``"settle": SECONDS``, as an older
+    runner sends, it sleeps that long) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
     figures of the worker's whole life (its peak above the baseline once built) and its page faults per timed
     iteration (``fault_figures``) and ends it,
     as does the end of input (with the GPU's telemetry at ready and at finish, and a compiled case's Dynamo
@@ -292,8 +293,10 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
                 status, reason = failure(exc)
                 reply({"failed": True, "status": status, "reason": reason})
                 return 0
-            if ask.get("settle"):
-                time.sleep(float(ask["settle"]))  # let this worker's thread pool stop spinning before the next runs
+            if ask.get("settle_cap"):  # let this worker's thread pool stop spinning before the next member runs
+                processes.settle(float(ask["settle_cap"]), float(ask.get("settle") or 0))
+            elif ask.get("settle"):
+                time.sleep(float(ask["settle"]))
             reply({"samples_ns": samples})
             own_limit(None)
     if finished:

@@ -44,7 +44,8 @@ import time
 from bench.cases import BLOCK_S, Case, Measure, all_cores
 from bench.environment import cpu_model
 from bench.errors import CnnbenchError
-from bench.group import Arm, run_group, settle_for
+from bench.group import SETTLE_BLIND_S, Arm, run_group, settle_for
+from bench.processes import settle
 from bench.probe import PROBE_GROUP_S, fresh_memory_us, probe_gflop_s
 from bench.record import Pairing
 from bench.results import pairing_columns
@@ -103,7 +104,7 @@ def main(argv: list[str]) -> int:
         probes.append((time.perf_counter(), probe_gflop_s(threads, PROBE_GROUP_S)))
         faults.append((time.perf_counter(), fresh_memory_us(repeats=1)))
         if threads > 1:
-            time.sleep(settle_for(cases))
+            settle(settle_for(cases), SETTLE_BLIND_S)
 
     def never(_members: list) -> bool:  # called after every round: when it ended
         ends.append(time.perf_counter())

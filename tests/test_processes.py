@@ -205,3 +205,27 @@ def test_scratch_folders_of_a_gone_runners_calibration_are_removed_too(tmp_path,
     with processes.scratch("worker"):
         pass
     assert not left.exists()
+
+
+def test_settle_waits_until_no_other_thread_runs_at_most_its_cap():
+    from bench.processes import settle
+
+    polls = iter([True, True, True, False])
+    assert settle(5.0, running=lambda me: next(polls)) < 1.0  # three polls of 0.2 ms, then idle
+    assert next(polls, "spent") == "spent"
+    assert 0.05 <= settle(0.05, running=lambda me: True) < 1.0  # a thread that never stops: the cap
+
+    def unreadable(me):
+        raise OSError("no /proc")
+
+    assert 0.03 <= settle(5.0, 0.03, running=unreadable) < 1.0  # blind: the fixed pause instead
+
+
+def test_a_worker_settles_once_its_thread_pool_stops_spinning():
+    code = ("import torch, time; from bench.processes import settle, _others_running\n"
+            "import threading; torch.set_num_threads(2); a = torch.randn(256, 256)\n"
+            "for _ in range(50): a @ a\n"
+            "waited = settle(2.0); print(waited, _others_running(threading.get_native_id()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    waited, busy = out.split()
+    assert float(waited) < 2.0 and busy == "False"  # OpenMP's spin ends by itself: milliseconds, not the cap
