@@ -27,10 +27,13 @@ Method (``interleave``, on the N-way engine of ``bench.group`` with two members)
 
     Why a pause after multi-threaded blocks: OpenMP's worker threads spin for
     a while after a parallel region before they sleep; the side that has just
-    run would steal the CPUs from the next block. Each worker waits
-    ``SETTLE_S`` before it answers (outside its timed iterations). AlexNet at
-    batch 2 on two threads against itself: with no pause the ratio's CI was
-    0.76-1.34 over 300 rounds, with 1 ms 0.82-1.22, with 3 ms 0.994-1.032.
+    run would steal the CPUs from the next block. Each worker waits, outside
+    its timed iterations, until its other threads stop running, at most
+    ``SETTLE_S`` (``bench.processes.settle``), before it answers; where one side
+    is another checkout's worker, both sleep a fixed ``SETTLE_BLIND_S`` instead,
+    alike. AlexNet at batch 2 on two threads against itself, on a Xeon VM: with
+    no pause the ratio's CI was 0.76-1.34 over 300 rounds, with 1 ms 0.82-1.22,
+    with 3 ms 0.994-1.032.
 
     ratio     = exp(median of d) (> 1: the candidate is slower)
     ratio CI  = exp of the distribution-free 95% CI of the median of d

@@ -31,7 +31,8 @@ Method (``run_group``)
     until its other threads stop running (OpenMP's idle threads spin for 1-3 ms
     on a Xeon VM, about 8 ms on an AMD EPYC VM, and would take the CPUs from the
     next member), at most ``settle_s`` (``bench.processes.settle``), before it
-    answers; a worker of another checkout sleeps ``SETTLE_BLIND_S``.
+    answers; in a group with a worker of another checkout, which knows only a
+    fixed pause, every member sleeps ``SETTLE_BLIND_S`` (``block_request``).
 
     Probe: where the caller gives one (the runner's machine-speed probe,
     ``bench.probe``), it runs in the caller's process as one more member of a
@@ -69,8 +70,7 @@ from .stats import median
 log = logging.getLogger(__name__)
 
 SETTLE_S = 0.025  # after a multi-threaded CPU block, the longest wait for the worker's threads to stop (processes.settle)
-SETTLE_BLIND_S = 0.005  # what a worker sleeps instead where it cannot see its threads, or, from another checkout, knows
-# no such wait
+SETTLE_BLIND_S = 0.005  # the fixed pause instead: a worker that cannot see its threads, or a group with another checkout
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,15 @@ def settle_for(cases: Sequence[Case]) -> float:
     return SETTLE_S if all(c.device == "cpu" for c in cases) and max(c.threads for c in cases) > 1 else 0.0
 
 
+def block_request(arms: Sequence[Arm], block_s: float, settle_s: float) -> dict[str, Any]:
+    """What a member is asked for a block: ``block_s`` of iterations, then a wait until its threads stop, at most
+    ``settle_s`` (``settle_cap``); where an arm runs another checkout's worker, which knows only a fixed pause
+    (``settle``), every member gets the fixed ``SETTLE_BLIND_S``, so that neither side leaves its threads spinning
+    into the other's blocks more than the other does."""
+    alike = all(arm.src is None for arm in arms)
+    return {"block": block_s, "settle": min(settle_s, SETTLE_BLIND_S), "settle_cap": settle_s if alike else 0.0}
+
+
 def shares_build(arms: Sequence[Arm]) -> bool:
     """Whether the arms' workers can start from one model built ahead: CPU cases of this checkout, one base
     (``bench.prepare.base_key``: model, batch, input, mode)."""
@@ -247,7 +256,7 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
                 if not members[i].active:
                     continue
                 b0 = time.perf_counter()
-                workers[i].send({"block": block_s, "settle": min(settle_s, SETTLE_BLIND_S), "settle_cap": settle_s})
+                workers[i].send(block_request(arms, block_s, settle_s))
                 try:
                     samples = workers[i].receive()["samples_ns"]
                 except _Gone as gone:

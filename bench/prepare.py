@@ -196,7 +196,7 @@ def prebuild(cases: Sequence[Case], seed: int = 0) -> None:
 
 
 def drop_bases() -> None:
-    """Free the bases this process holds (a group builder whose members have all copied theirs)."""
+    """Free the bases this process holds (a group builder whose members have all taken theirs)."""
     _BASES.clear()
     gc.collect()
 
@@ -241,8 +241,8 @@ def take_base(case: Case, seed: int = 0) -> Base:
 
 
 def own_base(case: Case, seed: int = 0) -> None:
-    """Hold the base of ``case`` in this process's own memory now (``take_base``), for the next ``Prepared``: a
-    worker calls it before its memory window opens, so that the window counts what the case adds to its model."""
+    """Take the base of ``case`` now (``take_base``: built, or made this process's own), for the next ``Prepared``:
+    a worker calls it before its memory window opens, so that the window counts what the case adds to its model."""
     _BASES[base_key(case, seed)] = take_base(case, seed)
 
 

@@ -120,7 +120,8 @@ class ForkServer:
                 return message["pid"]
 
     def drop(self) -> None:
-        """A group builder: free the model built ahead (every member has its own copy by now)."""
+        """A group builder: free the model built ahead (every member has its own copy, or its mapping of the
+        pages, by now)."""
         self.sock.send(json.dumps({"drop": True}).encode())
 
     def wait(self, pid: int, timeout: Optional[float]) -> Optional[int]:
@@ -378,7 +379,7 @@ def shared_cpus(*cases: Case) -> Optional[list[int]]:
     return usable[:max(case.threads for case in cases)]
 
 
-SETTLE_POLL_S = 0.0002
+SETTLE_POLL_S = 0.0002  # between looks at the threads: a look costs tens of microseconds, a spin lasts milliseconds
 
 
 def _others_running(me: int) -> bool:
@@ -389,7 +390,7 @@ def _others_running(me: int) -> bool:
             continue
         try:
             stat = Path(f"/proc/self/task/{tid}/stat").read_text()
-        except FileNotFoundError:  # it ended
+        except (FileNotFoundError, ProcessLookupError):  # it ended after the listing
             continue
         if stat[stat.rindex(")") + 2] == "R":
             return True

@@ -259,7 +259,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
         if reason:
             raise Skip(reason)
         device.setup(case.threads)
-        own_base(case)  # built here, or the group builder's copied out (bench.prepare.take_base)
+        own_base(case)  # built here, or the group builder's taken (bench.prepare.take_base)
     except Exception as exc:
         status, reason = failure(exc)
         reply({"ready": False, "status": status, "reason": reason})

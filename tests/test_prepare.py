@@ -84,5 +84,15 @@ def test_a_member_keeps_its_builders_weights_only_when_it_reads_them_and_no_cach
     base = prepare.take_base(case)
     assert (_pointers(base.model) == built) is kept
     assert not base.shared  # taken: the input is this process's own either way
-    assert prepare.keeps_builder_pages(case, 2 * (llc or 0) + 1, llc) is kept or llc == 1 << 40
-    assert not prepare.keeps_builder_pages(case, 2 * (llc or 0), llc)  # over twice the cache, not at it
+
+
+@pytest.mark.parametrize("mode, weight_bytes, llc, kept", [
+    ("infer", 2 * 32 * 2**20 + 1, 32 * 2**20, True),  # over twice the cache
+    ("infer", 2 * 32 * 2**20, 32 * 2**20, False),  # at it: a copy
+    ("train", 10**9, 32 * 2**20, False),  # the optimizer writes the weights
+    ("infer", 10**9, None, False),  # a cache of unknown size
+])
+def test_the_rule_for_keeping_a_builders_pages(mode, weight_bytes, llc, kept):
+    from bench.prepare import keeps_builder_pages
+
+    assert keeps_builder_pages(Case("vgg16", mode=mode), weight_bytes, llc) is kept

@@ -229,3 +229,35 @@ def test_a_worker_settles_once_its_thread_pool_stops_spinning():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     waited, busy = out.split()
     assert float(waited) < 2.0 and busy == "False"  # OpenMP's spin ends by itself: milliseconds, not the cap
+
+
+def test_a_block_request_waits_for_idle_threads_only_where_every_worker_can():
+    from bench.cases import Case
+    from bench.group import SETTLE_BLIND_S, Arm, block_request
+
+    ours, theirs = Arm(Case("lenet5")), Arm(Case("lenet5"), src="/elsewhere")
+    assert block_request([ours, ours], 0.05, 0.025) == {"block": 0.05, "settle": SETTLE_BLIND_S, "settle_cap": 0.025}
+    # another checkout's worker only sleeps a fixed pause: both sides get that one
+    assert block_request([ours, theirs], 0.05, 0.025) == {"block": 0.05, "settle": SETTLE_BLIND_S, "settle_cap": 0.0}
+    assert block_request([ours], 0.05, 0.0) == {"block": 0.05, "settle": 0.0, "settle_cap": 0.0}
+
+
+def test_a_serving_worker_waits_with_settle_cap_and_sleeps_an_older_runners_fixed_pause(monkeypatch):
+    import json
+    from dataclasses import asdict
+
+    from bench import worker
+    from bench.cases import Case, Measure
+
+    waits, sleeps, replies = [], [], []
+    monkeypatch.setattr(worker.processes, "settle", lambda cap, blind=0.0: waits.append((cap, blind)) or 0.0)
+    monkeypatch.setattr(worker.processes, "pin", lambda cpus: None)
+    real_sleep = time.sleep
+    monkeypatch.setattr(worker.time, "sleep", lambda s: sleeps.append(s) or real_sleep(0))
+    case = Case("lenet5", input_shape=(1, 32, 32), threads=1)
+    lines = [{"case": case.to_dict(), "measure": asdict(Measure(max_seconds=0.2, warmup_seconds=0.05))},
+             {"block": 0.01, "settle": 0.005, "settle_cap": 0.025}, {"block": 0.01, "settle": 0.005},
+             {"block": 0.01, "settle": 0, "settle_cap": 0}, {"finish": True}]
+    assert worker.serve(iter(json.dumps(line) for line in lines), replies.append) == 0
+    assert replies[0]["ready"] and all(r["samples_ns"] for r in replies[1:4])
+    assert waits == [(0.025, 0.005)] and sleeps == [0.005]  # no wait at all when neither is asked
