@@ -9,7 +9,7 @@ import platform
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -43,20 +43,30 @@ def _size_bytes(text: str) -> int:
     return int(text.rstrip("KMG")) * scale
 
 
-CPU0_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+SYS_CPUS = Path("/sys/devices/system/cpu")
 
 
-def cpu_llc_bytes(caches: Path = CPU0_CACHES) -> Optional[int]:
-    """The last-level cache the first CPU sees, in bytes (Linux's sysfs; a VM's is what its hypervisor shows), or
-    None where it is not known."""
-    best: tuple[int, int] = (0, 0)
+def _last_level(caches: Path) -> tuple[int, int, str]:
+    """(level, bytes, the CPUs that share it) of the highest-level data or unified cache in one CPU's ``caches``."""
+    best = (0, 0, "")
+    for index in caches.glob("index*"):
+        if (index / "type").read_text().strip() in ("Unified", "Data"):
+            best = max(best, (int((index / "level").read_text()), _size_bytes((index / "size").read_text()),
+                              (index / "shared_cpu_list").read_text().strip()))
+    return best
+
+
+def cpu_llc_bytes(cpus: Optional[Sequence[int]] = None, root: Path = SYS_CPUS) -> Optional[int]:
+    """The last-level cache this process's CPUs (``cpus``, default its affinity) have between them, in bytes: each
+    distinct last-level cache counted once (an EPYC's L3 is one per core complex; a worker pinned across two has
+    both). From Linux's sysfs (a VM's is what its hypervisor shows); None where it is not known."""
+    if cpus is None:
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     try:
-        for index in caches.glob("index*"):
-            if (index / "type").read_text().strip() in ("Unified", "Data"):
-                best = max(best, (int((index / "level").read_text()), _size_bytes((index / "size").read_text())))
+        caches = {shared: size for _, size, shared in (_last_level(root / f"cpu{cpu}" / "cache") for cpu in cpus)}
     except (OSError, ValueError):
         return None
-    return best[1] or None
+    return sum(caches.values()) or None
 
 
 def git_state(path: Path = CHECKOUT) -> tuple[Optional[str], Optional[bool]]:

@@ -215,7 +215,8 @@ def keeps_builder_pages(case: Case, weight_bytes: int, llc_bytes: Optional[int])
     keeps the builder's pages when the case only reads them (inference: training's optimizer writes the weights,
     and a page written first in the cold step would put copy-on-write faults in it); the copy of a VGG-16 (528 MB)
     cost 1.1-1.25 s per member on a 2-vCPU AMD EPYC VM, about half of a case's time outside its timed
-    iterations. An unknown cache size copies."""
+    iterations. The cache is the one the member's CPUs have between them (``cpu_llc_bytes``: it is pinned by
+    now); an unknown cache size copies."""
     return case.mode == "infer" and llc_bytes is not None and weight_bytes > SHARE_ABOVE_LLC * llc_bytes
 
 

@@ -75,16 +75,21 @@ def test_the_run_records_cuda_visible_devices(monkeypatch):
     assert environment.collect()["cuda_visible_devices"] is None
 
 
-def test_the_last_level_cache_is_the_highest_level_data_or_unified_cache_sysfs_shows(tmp_path):
+def test_the_last_level_cache_is_each_distinct_highest_level_cache_of_the_cpus_counted_once(tmp_path):
     from bench.environment import cpu_llc_bytes
 
-    for name, level, kind, size in [("index0", 1, "Data", "48K"), ("index1", 1, "Instruction", "32K"),
-                                     ("index2", 2, "Unified", "2048K"), ("index3", 3, "Unified", "105M")]:
-        (tmp_path / name).mkdir()
-        for field, value in (("level", level), ("type", kind), ("size", size)):
-            (tmp_path / name / field).write_text(f"{value}\n")
-    assert cpu_llc_bytes(tmp_path) == 105 << 20
-    assert cpu_llc_bytes(tmp_path / "absent") is None
-    (tmp_path / "index3" / "size").write_text("lots\n")
-    assert cpu_llc_bytes(tmp_path) is None  # unreadable: not known, rather than a wrong figure
+    for cpu in range(4):  # two core complexes of two CPUs, each with its own L3
+        for name, level, kind, size, shared in [("index0", 1, "Data", "48K", str(cpu)),
+                                                ("index1", 1, "Instruction", "32K", str(cpu)),
+                                                ("index2", 2, "Unified", "2048K", str(cpu)),
+                                                ("index3", 3, "Unified", "32M", "0-1" if cpu < 2 else "2-3")]:
+            folder = tmp_path / f"cpu{cpu}" / "cache" / name
+            folder.mkdir(parents=True)
+            for field, value in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)):
+                (folder / field).write_text(f"{value}\n")
+    assert cpu_llc_bytes([0, 1], tmp_path) == 32 << 20  # one L3 shared by both
+    assert cpu_llc_bytes([0, 2], tmp_path) == 64 << 20  # one in each complex
+    assert cpu_llc_bytes([7], tmp_path) is None  # no such CPU
+    (tmp_path / "cpu0" / "cache" / "index3" / "size").write_text("lots\n")
+    assert cpu_llc_bytes([0, 1], tmp_path) is None  # unreadable: not known, rather than a wrong figure
     assert "cpu_llc_bytes" in environment.collect()
