@@ -86,6 +86,12 @@ def _mallopt() -> Optional[ctypes._CFuncPtr]:
     return fn
 
 
+def stored_options(options: dict) -> dict:
+    """A stored run's options, with the allocator a run stored before the setting was measured with
+    (``STORED_BEFORE``) where they have none."""
+    return {"allocator": STORED_BEFORE, **options}
+
+
 def checked(name: str) -> str:
     """An allocator's name, or BadValue naming the allowed ones."""
     if name not in ALLOCATORS:

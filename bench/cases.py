@@ -129,8 +129,13 @@ def device_covers(rule: str, device: str) -> bool:
 DEVICE_THREADS = 1  # a GPU case's threads: a label, not a setting (host threads do not time the device)
 
 
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity; where that is unknown, every CPU)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def all_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return len(usable_cpus())
 
 
 @dataclass(frozen=True, order=True)

@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from . import allocator
+from .cases import all_cores, usable_cpus
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +62,7 @@ def cpu_llc_bytes(cpus: Optional[Sequence[int]] = None, root: Path = SYS_CPUS) -
     distinct last-level cache counted once (an EPYC's L3 is one per core complex; a worker pinned across two has
     both). From Linux's sysfs (a VM's is what its hypervisor shows); None where it is not known."""
     if cpus is None:
-        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+        cpus = usable_cpus()
     try:
         caches = {shared: size for _, size, shared in (_last_level(root / f"cpu{cpu}" / "cache") for cpu in cpus)}
     except (OSError, ValueError):
@@ -121,7 +122,7 @@ def collect(tf32: bool = False, cudnn_benchmark: bool = False,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "cpu_model": cpu_model(),
         "cpu_cores_logical": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_cores_usable": all_cores(),
         "cpu_llc_bytes": cpu_llc_bytes(),
         "torch_threads": torch.get_num_threads(),
         "cuda_available": cuda,

@@ -29,8 +29,8 @@ that every member of the group starts from (``bench.prepare.prebuild``; CPU
 cases of one model, batch, input and mode), then forks the group's workers as
 above: each copies that base into memory of its own (or, an inference model too big
 for the last-level cache, reads its weights from the builder's pages:
-``bench.prepare.keeps_builder_pages``) instead of building the same model again (a VGG: about 1 s of weight initialisation and a reference forward
-per member). One thread, so that no OpenMP pool exists to be forked over (the
+``bench.prepare.keeps_builder_pages``) instead of building the same model again (a
+VGG: about 1 s of weight initialisation and a reference forward per member). One thread, so that no OpenMP pool exists to be forked over (the
 thread count is checked, as after the imports). A build that fails is said on
 stderr, and the members then build their own (and meet the failure themselves).
 """

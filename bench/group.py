@@ -69,8 +69,8 @@ from .stats import median
 
 log = logging.getLogger(__name__)
 
-SETTLE_S = 0.025  # after a multi-threaded CPU block, the longest wait for the worker's threads to stop (processes.settle)
-SETTLE_BLIND_S = 0.005  # the fixed pause instead: a worker that cannot see its threads, or a group with another checkout
+SETTLE_S = 0.025  # after a multi-threaded CPU block: the longest wait for the worker's threads to stop
+SETTLE_BLIND_S = 0.005  # the fixed pause instead: a worker blind to its threads, or a group with another checkout
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,7 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
             workers[i] = None
 
     spent, rounds, stop = 0.0, 0, "max rounds"
+    block = block_request(arms, block_s, settle_s)
     builder = _builder(arms, sampling)
     try:
         for i, arm in enumerate(arms):  # one after another: no build overlaps another's warm-up
@@ -241,7 +242,7 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
             else:
                 members[i].figures = {k: v for k, v in hello.items() if k != "ready"}
         if builder is not None:
-            builder.drop()  # every member holds its own copy or its mapping of the pages: the rest goes back before any block
+            builder.drop()  # every member holds its copy or its mapping of the pages: the rest goes back before a block
         while any(m.active for m in members) and not (stop_on_failure and not all(m.active for m in members)):
             for member in members:
                 member.round_ns.append(None)
@@ -256,7 +257,7 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
                 if not members[i].active:
                     continue
                 b0 = time.perf_counter()
-                workers[i].send(block_request(arms, block_s, settle_s))
+                workers[i].send(block)
                 try:
                     samples = workers[i].receive()["samples_ns"]
                 except _Gone as gone:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
 from .allocator import environ as allocator_environ
-from .cases import Case
+from .cases import Case, usable_cpus
 from .errors import BadValue
 
 
@@ -375,8 +375,7 @@ def shared_cpus(*cases: Case) -> Optional[list[int]]:
     (None: no pinning, for devices other than the CPU or where affinity cannot be set)."""
     if any(case.device != "cpu" for case in cases) or not hasattr(os, "sched_getaffinity"):
         return None
-    usable = sorted(os.sched_getaffinity(0))
-    return usable[:max(case.threads for case in cases)]
+    return usable_cpus()[:max(case.threads for case in cases)]
 
 
 SETTLE_POLL_S = 0.0002  # between looks at the threads: a look costs tens of microseconds, a spin lasts milliseconds

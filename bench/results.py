@@ -88,7 +88,8 @@ def rerun_history(st: Store, run: dict[str, Any], results: Sequence[Result]) -> 
     whose hardware fingerprint is this run's, which was measured the same way (``measured_as``: a case
     interleaved in a group and the same case alone, or under another host allocator, differ by more than a
     rerun) and which shares at least ``MIN_HISTORY_CASES`` timed cases with it measured on that machine (a run
-    whose results come from other machines, or without a fingerprint, has no history). The SD: 1.4826 x the median over those cases of |log(p50 here / p50 there)| (a robust SD of the
+    whose results come from other machines, or without a fingerprint, has no history). The SD: 1.4826 x the
+    median over those cases of |log(p50 here / p50 there)| (a robust SD of the
     change, taken around no change, so that a machine that moved as a whole counts), over sqrt(2): each of the two
     runs has its own share of the change; a change of nothing is no history."""
     label, fingerprint = run.get("machine"), _fingerprint(run)

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from . import environment, instructions, processes
-from .allocator import DEFAULT_ALLOCATOR, STORED_BEFORE, checked as checked_allocator
+from .allocator import DEFAULT_ALLOCATOR, checked as checked_allocator, stored_options
 from .analysis import analyse
 from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure, group_cases
@@ -114,7 +114,7 @@ class RunOptions:
     @classmethod
     def stored(cls, options: dict[str, Any]) -> "RunOptions":
         """A stored run's options; one stored before the allocator was a setting was measured with glibc's own."""
-        return cls(**{"allocator": STORED_BEFORE, **options})
+        return cls(**stored_options(options))
 
 
 @functools.lru_cache(maxsize=256)
@@ -262,7 +262,8 @@ def start_run(suite: Suite, options: RunOptions, machine: Optional[str] = None, 
         settings["shards"] = shard.count
         if store is not None and run_id and store.has_run(run_id):
             store.check_plan(run_id, settings, f"shard {shard}")
-    env = environment.collect(options.tf32, options.cudnn_benchmark, options.allocator)  # the workers' flags, not this process's
+    # the workers' flags, not this process's
+    env = environment.collect(options.tf32, options.cudnn_benchmark, options.allocator)
     env["threads"] = sorted({c.threads for c in cases})
     warnings: tuple[str, ...] = ()
     try:
@@ -300,7 +301,8 @@ def pending(run: dict[str, Any], done: set[str]) -> tuple[list[Case], Measure, R
         raise BadValue(f"run {run['id']!r} ({run['suite']!r}) was not started by 'cnnbench run' "
                        "(an imported or merged run): there is nothing to resume")
     cases = [Case.from_dict(c) for c in settings["cases"]]
-    return [c for c in cases if c.key not in done], Measure.from_dict(settings["measure"]), RunOptions.stored(settings["options"])
+    todo = [c for c in cases if c.key not in done]
+    return todo, Measure.from_dict(settings["measure"]), RunOptions.stored(settings["options"])
 
 
 @contextlib.contextmanager

@@ -70,7 +70,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from . import migrate
-from .allocator import STORED_BEFORE
+from .allocator import stored_options
 from .cases import Case
 from .errors import BadValue, StoreError, StoreUnavailable, Unavailable, cannot, first_line
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
@@ -174,13 +174,12 @@ def _url(location: "str | os.PathLike[str]") -> str:
     return text if "://" in text else f"sqlite:///{text}"
 
 
-
 def _plan(settings: dict[str, Any]) -> dict[str, Any]:
     """A run's planned settings as JSON gives them back, its options completed with what a run stored before a
-    setting existed was measured with (``bench.allocator.STORED_BEFORE``)."""
+    setting existed was measured with (``bench.allocator.stored_options``)."""
     plan = json.loads(json.dumps(settings))
     if isinstance(plan, dict) and isinstance(plan.get("options"), dict):
-        plan["options"] = {"allocator": STORED_BEFORE, **plan["options"]}
+        plan["options"] = stored_options(plan["options"])
     return plan
 
 class Store:
