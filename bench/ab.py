@@ -31,7 +31,8 @@ Method (``interleave``, on the N-way engine of ``bench.group`` with two members)
     its timed iterations, until its other threads stop running, at most
     ``SETTLE_S`` (``bench.processes.settle``), before it answers; where one side
     is another checkout's worker, both sleep a fixed ``SETTLE_BLIND_S`` instead,
-    alike. AlexNet at batch 2 on two threads against itself, on a Xeon VM: with
+    alike (and, not waiting, cannot tell whether a side's threads outlast
+    the pause; ours say so, ``Paired.warnings``). AlexNet at batch 2 on two threads against itself, on a Xeon VM: with
     no pause the ratio's CI was 0.76-1.34 over 300 rounds, with 1 ms 0.82-1.22,
     with 3 ms 0.994-1.032.
 
@@ -61,7 +62,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .cases import Measure
-from .group import SETTLE_S, Arm, Member, paired_rounds, run_group
+from .group import SETTLE_CAPPED_WARN, SETTLE_S, Arm, Member, paired_rounds, run_group, settle_warning
 from .stats import median_ci, paired_figures
 
 __all__ = ["Arm", "Paired", "interleave", "SETTLE_S"]
@@ -83,10 +84,19 @@ class Paired:
     ratio_ci_high: Optional[float] = None
     p_value: Optional[float] = None
     pair_ratios: tuple[float, ...] = ()  # the ratio each pair of worker processes found on its own
+    # per side: the share of its blocks whose threads outlasted the wait for them (bench.group.Member), None: no waits
+    settle_capped_share: tuple[Optional[float], Optional[float]] = (None, None)
 
     @property
     def rounds(self) -> int:
         return len(self.base_ns)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What makes the pairing less than it seems: a side whose threads kept the CPUs into the other's blocks."""
+        return tuple(f"the {side}'s {settle_warning(share)}"
+                     for side, share in zip(("baseline", "candidate"), self.settle_capped_share)
+                     if share is not None and share >= SETTLE_CAPPED_WARN)
 
 
 def interleave(base: Arm, cand: Arm, sampling: Measure = Measure(), *, block_s: float = 0.0, min_rounds: int = 20,
@@ -107,7 +117,7 @@ def interleave(base: Arm, cand: Arm, sampling: Measure = Measure(), *, block_s: 
         return (hi - lo) / 2 <= sampling.target_ci
 
     medians: tuple[list[int], list[int]] = ([], [])
-    counts = [0, 0]
+    counts, waits, capped = [0, 0], [0, 0], [0, 0]
     pair_ratios = []
     for _ in range(share):
         run = run_group([base, cand], sampling, enough, names=["baseline", "candidate"], block_s=block_s,
@@ -120,9 +130,13 @@ def interleave(base: Arm, cand: Arm, sampling: Measure = Measure(), *, block_s: 
         base_ns, cand_ns = paired_rounds(run.members[1], run.members[0])
         medians[0].extend(base_ns)
         medians[1].extend(cand_ns)
-        counts[0] += len(run.members[0].samples_ns)
-        counts[1] += len(run.members[1].samples_ns)
+        for side, member in enumerate(run.members):
+            counts[side] += len(member.samples_ns)
+            waits[side] += member.settle_waits
+            capped[side] += member.settle_capped
         pair_ratios.append(paired_figures(base_ns, cand_ns)["ratio"])
     return Paired(status="ok", base_ns=tuple(medians[0]), cand_ns=tuple(medians[1]), base_iterations=counts[0],
                   cand_iterations=counts[1], seconds=time.perf_counter() - t0, pair_ratios=tuple(pair_ratios),
+                  settle_capped_share=(capped[0] / waits[0] if waits[0] else None,
+                                       capped[1] / waits[1] if waits[1] else None),
                   **paired_figures(medians[0], medians[1]))

@@ -88,8 +88,9 @@ def paired_verdict(key: str, paired, thresholds: Thresholds, before: Optional[Ca
     pairs = paired.pair_ratios or (paired.ratio,)
     verdict = timing_verdict(paired.ratio, paired.p_value, thresholds, each=pairs)
     each = ", ".join(f"{r:.3f}" for r in pairs)
-    return CaseComparison(key, verdict, reason=f"interleaved A/B, {paired.rounds} rounds, "
-                                               f"{len(pairs)} process pairs ({each}){first}", **figures)
+    return CaseComparison(key, verdict, reason=_join(f"interleaved A/B, {paired.rounds} rounds, "
+                                                     f"{len(pairs)} process pairs ({each}){first}", *paired.warnings),
+                          **figures)
 
 
 def confirm(rows: Sequence[CaseComparison], base: Side, cand: Side, thresholds: Thresholds, *, mode: str = "doubtful",

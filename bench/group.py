@@ -31,8 +31,11 @@ Method (``run_group``)
     until its other threads stop running (OpenMP's idle threads spin for 1-3 ms
     on a Xeon VM, about 8 ms on an AMD EPYC VM, and would take the CPUs from the
     next member), at most ``settle_s`` (``bench.processes.settle``), before it
-    answers; in a group with a worker of another checkout, which knows only a
-    fixed pause, every member sleeps ``SETTLE_BLIND_S`` (``block_request``).
+    answers, and says whether its threads outlasted that cap (a pool that never
+    stops spinning, as under ``OMP_WAIT_POLICY=active``: counted per member,
+    ``Member.settle_capped_share``, and warned of in the member's row); in a
+    group with a worker of another checkout, which knows only a fixed pause,
+    every member sleeps ``SETTLE_BLIND_S`` (``block_request``).
 
     Probe: where the caller gives one (the runner's machine-speed probe,
     ``bench.probe``), it runs in the caller's process as one more member of a
@@ -71,6 +74,7 @@ log = logging.getLogger(__name__)
 
 SETTLE_S = 0.025  # after a multi-threaded CPU block: the longest wait for the worker's threads to stop
 SETTLE_BLIND_S = 0.005  # the fixed pause instead: a worker blind to its threads, or a group with another checkout
+SETTLE_CAPPED_WARN = 0.2  # of a member's waits after its blocks, those its threads outlasted: warned of from here on
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,27 @@ class Member:
     samples_ns: list[int] = field(default_factory=list)
     round_ns: list[Optional[int]] = field(default_factory=list)  # per round: the block's median (None: not in it)
     memory: dict[str, Any] = field(default_factory=dict)  # the finish reply
+    settle_waits: int = 0  # blocks after which the worker waited for its threads and could see them
+    settle_capped: int = 0  # of those, the ones its threads outlasted (``bench.processes.settle``)
 
     @property
     def active(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def settle_capped_share(self) -> Optional[float]:
+        """Of the blocks after which this member waited for its threads, the share that ended at the cap with a
+        thread still running: the next member's block began with it on the CPUs. None without such waits."""
+        return self.settle_capped / self.settle_waits if self.settle_waits else None
+
+    def add_block(self, answer: dict[str, Any]) -> None:
+        """One block's reply: its samples, their median as this round's value, and the wait after it."""
+        samples = answer["samples_ns"]
+        self.samples_ns += samples
+        self.round_ns[-1] = round(median(samples))
+        if answer.get("settle_capped") is not None:  # absent: an older worker or a fixed pause; null: a blind wait
+            self.settle_waits += 1
+            self.settle_capped += bool(answer["settle_capped"])
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,15 @@ class _Worker:
         for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
             if stream:
                 stream.close()
+
+
+def settle_warning(capped_share: float) -> str:
+    """What threads that outlasted ``capped_share`` of the waits after their blocks did to the rest of a group (a
+    member's row, ``ab``'s verdict, the runner's probe)."""
+    return (f"threads were still running when the {SETTLE_S * 1e3:g} ms wait for them ended after "
+            f"{capped_share:.0%} of its blocks (an OpenMP pool that does not stop spinning: OMP_WAIT_POLICY=active, "
+            "or Intel OpenMP's KMP_BLOCKTIME): the next member of the group began its block with them on the CPUs, "
+            "which slows that member and its pairing; unset OMP_WAIT_POLICY (or set KMP_BLOCKTIME=0) and rerun")
 
 
 def settle_for(cases: Sequence[Case]) -> float:
@@ -259,13 +289,12 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
                 b0 = time.perf_counter()
                 workers[i].send(block)
                 try:
-                    samples = workers[i].receive()["samples_ns"]
+                    answer = workers[i].receive()
                 except _Gone as gone:
                     leave(i, gone.status, gone.reason)
                     continue
                 spent += time.perf_counter() - b0
-                members[i].samples_ns += samples
-                members[i].round_ns[-1] = round(median(samples))
+                members[i].add_block(answer)
             rounds += 1
             if rounds >= min_rounds:
                 if enough(members):

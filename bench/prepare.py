@@ -151,7 +151,8 @@ class Base:
     x: torch.Tensor
     gen: torch.Generator
     reference: Optional[torch.Tensor]
-    shared: bool = False
+    shared: bool = False  # a group builder's, held for the processes forked from it
+    builder_pages: bool = False  # a forked member's parameters and buffers still the builder's pages (never copied)
 
 
 BaseKey = tuple[str, int, tuple[int, ...], str, str, int]
@@ -231,7 +232,8 @@ def take_base(case: Case, seed: int = 0) -> Base:
     if base is None:
         return build_base(case, seed, reference=not case.is_reference)
     if base.shared:
-        if not keeps_builder_pages(case, _weight_bytes(base.model), cpu_llc_bytes()):
+        base.builder_pages = keeps_builder_pages(case, _weight_bytes(base.model), cpu_llc_bytes())
+        if not base.builder_pages:
             with torch.no_grad():
                 for tensor in itertools.chain(base.model.parameters(), base.model.buffers()):
                     tensor.data = tensor.data.clone()
@@ -241,10 +243,13 @@ def take_base(case: Case, seed: int = 0) -> Base:
     return base
 
 
-def own_base(case: Case, seed: int = 0) -> None:
+def own_base(case: Case, seed: int = 0) -> bool:
     """Take the base of ``case`` now (``take_base``: built, or made this process's own), for the next ``Prepared``:
-    a worker calls it before its memory window opens, so that the window counts what the case adds to its model."""
-    _BASES[base_key(case, seed)] = take_base(case, seed)
+    a worker calls it before its memory window opens, so that the window counts what the case adds to its model.
+    Returns whether the timed model will read its parameters and buffers from a group builder's pages (the
+    Result's ``weights_shared``): kept ones, in a precision whose weights stay fp32 (a bf16/fp16 cast copies them)."""
+    base = _BASES[base_key(case, seed)] = take_base(case, seed)
+    return base.builder_pages and PRECISIONS[case.precision].weights == "float32"
 
 
 class Prepared:

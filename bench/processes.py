@@ -396,24 +396,24 @@ def _others_running(me: int) -> bool:
     return False
 
 
-def settle(cap_s: float, blind_s: float = 0.0, running: Callable[[int], bool] = _others_running) -> float:
+def settle(cap_s: float, blind_s: float = 0.0, running: Callable[[int], bool] = _others_running) -> Optional[bool]:
     """Wait until no other thread of this process is running or runnable, at most ``cap_s``; where the threads
-    cannot be read (no /proc), sleep ``blind_s`` instead. Returns the seconds waited.
+    cannot be read (no /proc), sleep ``blind_s`` instead. Returns whether the cap ended the wait with another
+    thread still running (None: blind, not known).
 
     Why: after a parallel region OpenMP's idle threads spin before they sleep, and would take the CPUs from
     whatever runs next (the next member of a comparison group's round): measured with a 2-thread matmul, about
     8 ms on a 2-vCPU AMD EPYC VM (median of 50; max 12 ms), 1-3 ms on a Xeon VM; so a fixed pause is too short on
     one machine and wasted on the other."""
-    t0 = time.perf_counter()
-    deadline, me = t0 + cap_s, threading.get_native_id()
+    deadline, me = time.perf_counter() + cap_s, threading.get_native_id()
     while True:
         try:
             busy = running(me)
         except OSError:
             time.sleep(blind_s)
-            return time.perf_counter() - t0
+            return None
         if not busy or time.perf_counter() >= deadline:
-            return time.perf_counter() - t0
+            return busy
         time.sleep(SETTLE_POLL_S)
 
 

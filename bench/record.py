@@ -112,6 +112,13 @@ class Result:
     # to it
     page_faults_per_iter: Optional[float] = None
     fresh_page_us: Optional[float] = None
+    # a group member's: the blocks after which it waited for its threads to stop (bench.processes.settle), and of
+    # those the ones its threads outlasted, still on the CPUs as the next member's block began; None without such waits
+    settle_waits: Optional[int] = None
+    settle_capped: Optional[int] = None
+    # whether the case read its parameters and buffers from its group builder's pages instead of a copy of its own
+    # (bench.prepare.keeps_builder_pages; what its precision or memory format converts is its own all the same)
+    weights_shared: Optional[bool] = None
     started_at: float = 0.0  # unix time
     duration_s: float = 0.0  # the whole case: build, checks, warm-up, sampling
     machine: Optional[str] = None  # the label of the machine that measured it (a sharded run spans several)

@@ -22,7 +22,8 @@ dtype and thread count); for CUDA also ``enqueue_ms_p50`` (the host's enqueue ti
 ``launch_bound``; for a GPU with nvidia-ml-py its telemetry at the start and end of sampling
 (``gpu_*_start/_end``, ``gpu_throttled``, ``gpu_shared``); for a compiled case Dynamo's ``compile_graphs``,
 ``compile_graph_breaks`` and ``compile_recompiles`` (while sampling). ``warnings``: what makes a measured time
-less than it seems (a throttled or shared GPU, a recompile while sampling, a disturbed machine), with what to do; "" when nothing does.
+less than it seems (a throttled or shared GPU, a recompile while sampling, a disturbed machine, a step paying for fresh
+memory, a group member whose threads outlast the wait after its blocks), with what to do; "" when nothing does.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from . import escape
 from .allocator import STORED_BEFORE
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
+from .group import SETTLE_CAPPED_WARN, settle_warning
 from .precision import compute_dtype
 from .probe import Track, disturbed, fresh_spread, own_track, speed_during, spread
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
@@ -151,6 +153,7 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
         row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"] = median_ci(rounds_ms)
         row["latency_p50_ci_rel"] = median_ci_rel(rounds_ms)
         row["latency_ci_from"] = "rounds" if result.pairing is not None else "blocks"
+    row["settle_capped_share"] = result.settle_capped / result.settle_waits if result.settle_waits else None
     share = row["fresh_memory_share"] = fresh_share(result, row["latency_ms_p50"]) if samples_ms else None
     fresh_term = share * fresh_log_spread if share and fresh_log_spread else 0.0
     if log_spread is not None and fresh_term:
@@ -224,6 +227,9 @@ def case_warnings(row: dict[str, Any]) -> list[str]:
                    "each): its time moves with the price of fresh memory, which the machine (on a VM, its host) sets "
                    "and the matmul probe does not see; a larger batch pays it less often, and --allocator keep (the "
                    "default) avoids it where the step frees what the next one asks for again")
+    capped = row.get("settle_capped_share")
+    if capped is not None and capped >= SETTLE_CAPPED_WARN:
+        out.append(f"this case's {settle_warning(capped)}")
     if row.get("compile_recompiles"):
         n = row["compile_recompiles"]
         out.append(f"Dynamo recompiled {n} time{'s' if n != 1 else ''} while sampling: the steady state was not "

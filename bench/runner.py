@@ -67,7 +67,8 @@ from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure, group_cases
 from .devices import device_of
 from .errors import BadInput, BadValue, StoreError, WorkerFailed
-from .group import SETTLE_BLIND_S, SETTLE_S, Arm, Member, paired_rounds, run_group, shares_build
+from .group import (SETTLE_BLIND_S, SETTLE_CAPPED_WARN, SETTLE_S, Arm, Member, paired_rounds, run_group,
+                    settle_warning, shares_build)
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import apply_flags, skip_reason
 from .probe import FRESH_REPEATS, PROBE_GROUP_S, PROBE_S, fresh_memory_us, probe_gflop_s
@@ -387,10 +388,18 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
         value = probe_gflop_s(threads, seconds)
         track.append(((t0 + time.time()) / 2, value))
 
+    probe_waits = [0, 0, 0]  # the in-group probe's waits for its threads, those its threads outlasted, warned yet
+
     def in_group() -> None:  # one more member of a group's round, its pause after it as the members have
         probe(PROBE_GROUP_S)
         if threads > 1:
-            processes.settle(SETTLE_S, SETTLE_BLIND_S)
+            capped = processes.settle(SETTLE_S, SETTLE_BLIND_S)
+            if capped is not None:
+                probe_waits[0] += 1
+                probe_waits[1] += capped
+            if not probe_waits[2] and probe_waits[0] >= 10 and probe_waits[1] / probe_waits[0] >= SETTLE_CAPPED_WARN:
+                probe_waits[2] = 1
+                log.warning("the machine-speed probe's %s", settle_warning(probe_waits[1] / probe_waits[0]))
 
     sharded = "shards" in record["settings"]
     done = 0
@@ -595,7 +604,9 @@ def _member_result(member: Member, reference: Member, rounds: int, stop: str, la
             pairing = replace(pairing, rounds=len(base), **paired_figures(base, mine))
     return Result(status=status, reason=reason, samples_ns=tuple(member.samples_ns), timer=device_of(case.device).timer,
                   stop_reason="max samples" if stop == "max rounds" else stop, round_medians_ns=round_ns,
-                  pairing=pairing, **_finish_figures(member.memory), **common)
+                  pairing=pairing, settle_waits=member.settle_waits or None,
+                  settle_capped=member.settle_capped if member.settle_waits else None,
+                  **_finish_figures(member.memory), **common)
 
 
 def _finish_figures(reply: dict[str, Any]) -> dict[str, Any]:

@@ -211,6 +211,7 @@ def ab_outcome(row: Any, paired: Any, base_key: str, cand_key: str, thresholds: 
         f"{paired.rounds} rounds in {paired.seconds:.1f} s; each pair of worker processes: "
         + ", ".join(f"{r:.3f}" for r in paired.pair_ratios),
         f"verdict: {row.verdict} (threshold {100 * thresholds.threshold:g}%, alpha {thresholds.alpha:g})",
+        *(f"warning: {warning}" for warning in paired.warnings),
     ])
 
 

@@ -182,8 +182,7 @@ def measure(case: Case, sampling: Measure) -> Result:
         if reason:
             raise Skip(reason)
         device.setup(case.threads)
-        own_base(case)  # built before the memory window opens (see the module docstring)
-        figures: dict[str, Any] = {}
+        figures: dict[str, Any] = {"weights_shared": own_base(case)}  # before the memory window (module docstring)
         watch = CompileWatch() if case.compile_mode else None
         with _cpu_peak_rss() as rss:
             step = get_ready(case, sampling.warmup_seconds, figures)
@@ -239,7 +238,9 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
     the worker to those CPUs first. Then each ``{"block": SECONDS}``
     runs iterations for that long (and with ``"settle_cap": SECONDS`` waits after them until its other threads
     stop running, at most that long, ``bench.processes.settle``; with only ``"settle": SECONDS``, as an older
-    runner sends, it sleeps that long) and answers ``{"samples_ns": [...]}``; ``{"finish": true}`` answers the memory
+    runner sends, it sleeps that long) and answers ``{"samples_ns": [...]}`` (after a wait, with
+    ``"settle_capped"``: whether its threads still ran when the cap ended it, null where it cannot see them);
+    ``{"finish": true}`` answers the memory
     figures of the worker's whole life (its peak above the baseline once built) and its page faults per timed
     iteration (``fault_figures``) and ends it,
     as does the end of input (with the GPU's telemetry at ready and at finish, and a compiled case's Dynamo
@@ -259,7 +260,7 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
         if reason:
             raise Skip(reason)
         device.setup(case.threads)
-        own_base(case)  # built here, or the group builder's taken (bench.prepare.take_base)
+        figures["weights_shared"] = own_base(case)  # built here, or the group builder's taken (prepare.take_base)
     except Exception as exc:
         status, reason = failure(exc)
         reply({"ready": False, "status": status, "reason": reason})
@@ -293,11 +294,12 @@ def serve(lines: Iterator[str], reply: Callable[[dict[str, Any]], None],
                 status, reason = failure(exc)
                 reply({"failed": True, "status": status, "reason": reason})
                 return 0
+            answer: dict[str, Any] = {"samples_ns": samples}
             if ask.get("settle_cap"):  # let this worker's thread pool stop spinning before the next member runs
-                processes.settle(float(ask["settle_cap"]), float(ask.get("settle") or 0))
+                answer["settle_capped"] = processes.settle(float(ask["settle_cap"]), float(ask.get("settle") or 0))
             elif ask.get("settle"):
                 time.sleep(float(ask["settle"]))
-            reply({"samples_ns": samples})
+            reply(answer)
             own_limit(None)
     if finished:
         ends = {"gpu_start": gpu_start, "gpu_end": device.telemetry(), "compile_counts": watch and watch.counts()}

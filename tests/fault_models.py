@@ -192,3 +192,15 @@ def counted_builds(**kwargs):
         with open(log, "a") as out:
             out.write(f"{os.getpid()}\n")
     return _Tiny(_paced(0.002))
+
+
+def _two_thread_matmul(x):
+    a = torch.ones(256, 256)
+    (a @ a).sum()  # a parallel region: with two threads, OpenMP's pool spins after it
+    return x
+
+
+@register_model(family="fault", input_shape=(1, 8, 8))
+def spinning_pool(**kwargs):
+    """A 256x256 matmul per forward, so that a two-thread case leaves OpenMP's pool spinning after each block."""
+    return _Tiny(_two_thread_matmul)

@@ -119,6 +119,23 @@ def test_paired_verdicts():
     assert failed.verdict == "inconclusive" and "boom" in failed.reason and "first pass: slower" in failed.reason
 
 
+def test_a_side_whose_threads_outlast_the_wait_is_warned_of_in_the_verdict_and_the_table():
+    from bench.group import SETTLE_CAPPED_WARN
+    from bench.views import ab_outcome
+
+    t = Thresholds()
+    spun = Paired("ok", base_ns=(10,) * 12, cand_ns=(10,) * 12, ratio=1.0, ratio_ci_low=0.99, ratio_ci_high=1.01,
+                  p_value=1.0, pair_ratios=(1.0,), settle_capped_share=(SETTLE_CAPPED_WARN, 0.0))
+    row = gate.paired_verdict("k", spun, t)
+    assert "the baseline's threads were still running" in row.reason and "after 20% of its blocks" in row.reason
+    assert "OMP_WAIT_POLICY" in row.reason and "candidate" not in row.reason
+    table = ab_outcome(row, spun, "a", "b", t, "table")
+    assert table.count("warning: ") == 1 and "warning: the baseline's threads" in table
+    quiet = replace(spun, settle_capped_share=(SETTLE_CAPPED_WARN / 2, None))  # under the threshold, or no waits
+    assert not quiet.warnings and "warning" not in ab_outcome(gate.paired_verdict("k", quiet, t), quiet, "a", "b", t,
+                                                              "table")
+
+
 def fabricated(model, ms):
     """A stored result whose samples say ``ms`` whatever the code really does: a false alarm in the making."""
     return Result(case=case(model), status="ok", samples_ns=tuple(int(ms * 1e6 * (1 + 0.001 * (i % 7)))

@@ -71,19 +71,23 @@ def _pointers(model):
     return [t.data_ptr() for t in [*model.parameters(), *model.buffers()]]
 
 
-@pytest.mark.parametrize("mode, llc, kept", [("infer", 1, True), ("train", 1, False), ("infer", None, False),
-                                             ("infer", 1 << 40, False)])
+@pytest.mark.parametrize("mode, precision, llc, kept", [
+    ("infer", "fp32", 1, True), ("infer", "amp-bf16", 1, True), ("infer", "bf16", 1, True), ("train", "fp32", 1, False),
+    ("infer", "fp32", None, False), ("infer", "fp32", 1 << 40, False)])
 def test_a_member_keeps_its_builders_weights_only_when_it_reads_them_and_no_cache_could_hold_them(
-        monkeypatch, mode, llc, kept):
+        monkeypatch, mode, precision, llc, kept):
     from bench import prepare
 
     monkeypatch.setattr(prepare, "cpu_llc_bytes", lambda: llc)
-    case = Case("lenet5", input_shape=(1, 32, 32), mode=mode, threads=1)
+    case = Case("lenet5", input_shape=(1, 32, 32), mode=mode, precision=precision, threads=1)
     prepare.prebuild([case])
     built = _pointers(next(iter(prepare._BASES.values())).model)
+    # the row's weights_shared: the timed model reads the builder's pages; a bf16 cast is a copy of its own
+    assert prepare.own_base(case) is (kept and precision != "bf16")
     base = prepare.take_base(case)
     assert (_pointers(base.model) == built) is kept
     assert not base.shared  # taken: the input is this process's own either way
+    assert base.builder_pages is kept
 
 
 @pytest.mark.parametrize("mode, weight_bytes, llc, kept", [

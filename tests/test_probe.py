@@ -6,6 +6,7 @@ import pytest
 
 from bench.probe import (MIN_SPREAD_WINDOWS, PROBE_S, fresh_memory_us, fresh_spread, movement, movement_line,
                          probe_gflop_s, speed_during, spread)
+from bench.record import Result
 from bench.stats import Z95, median, rerun_interval, stdev
 
 TRACK = [(100.0, 50.0), (110.0, 50.0), (120.0, 25.0), (130.0, 50.0), (140.0, 50.0)]
@@ -83,6 +84,26 @@ def test_a_case_that_pays_for_fresh_memory_is_widened_by_the_prices_spread_and_w
     capped = result_rows([case(0, "huge", 1e6)], None, {})[0]
     assert capped["fresh_memory_share"] == 1.0
     assert result_rows([case(0, "gpu", 5000.0, device="cuda")], None, {})[0]["fresh_memory_share"] is None
+
+
+def test_a_member_whose_threads_outlasted_a_fifth_of_its_waits_is_warned_of_in_its_row():
+    from bench.cases import Case
+    from bench.group import SETTLE_CAPPED_WARN
+    from bench.results import result_rows
+
+    rounds = tuple(range(10_000_000, 10_120_000, 10_000))
+
+    def member(model: str, waits, capped) -> Result:
+        return Result(case=Case(model), status="ok", samples_ns=rounds, round_medians_ns=rounds,
+                      settle_waits=waits, settle_capped=capped)
+
+    rows = {row["model"]: row for row in result_rows(
+        [member("at", 10, 2), member("under", 10, 1), member("alone", None, None)], None, {})}
+    assert rows["at"]["settle_capped_share"] == SETTLE_CAPPED_WARN == 0.2
+    assert "this case's threads were still running when the 25 ms wait for them ended after 20% of its blocks" \
+        in rows["at"]["warnings"] and "OMP_WAIT_POLICY" in rows["at"]["warnings"]
+    assert rows["under"]["settle_capped_share"] == 0.1 and rows["under"]["warnings"] == ""
+    assert rows["alone"]["settle_capped_share"] is None and rows["alone"]["warnings"] == ""
 
 
 def test_a_case_reads_the_probes_around_its_window():

@@ -210,25 +210,34 @@ def test_scratch_folders_of_a_gone_runners_calibration_are_removed_too(tmp_path,
 def test_settle_waits_until_no_other_thread_runs_at_most_its_cap():
     from bench.processes import settle
 
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        outcome = settle(*args, **kwargs)
+        return outcome, time.perf_counter() - t0
+
     polls = iter([True, True, True, False])
-    assert settle(5.0, running=lambda me: next(polls)) < 1.0  # three polls of 0.2 ms, then idle
+    outcome, waited = timed(5.0, running=lambda me: next(polls))
+    assert outcome is False and waited < 1.0  # three polls of 0.2 ms, then idle: settled
     assert next(polls, "spent") == "spent"
-    assert 0.05 <= settle(0.05, running=lambda me: True) < 1.0  # a thread that never stops: the cap
+    outcome, waited = timed(0.05, running=lambda me: True)
+    assert outcome is True and 0.05 <= waited < 1.0  # a thread that never stops: the cap, and it says so
 
     def unreadable(me):
         raise OSError("no /proc")
 
-    assert 0.03 <= settle(5.0, 0.03, running=unreadable) < 1.0  # blind: the fixed pause instead
+    outcome, waited = timed(5.0, 0.03, running=unreadable)
+    assert outcome is None and 0.03 <= waited < 1.0  # blind: the fixed pause instead, and no claim
 
 
 def test_a_worker_settles_once_its_thread_pool_stops_spinning():
     code = ("import torch, time; from bench.processes import settle, _others_running\n"
             "import threading; torch.set_num_threads(2); a = torch.randn(256, 256)\n"
             "for _ in range(50): a @ a\n"
-            "waited = settle(2.0); print(waited, _others_running(threading.get_native_id()))\n")
+            "t0 = time.perf_counter(); capped = settle(2.0)\n"
+            "print(time.perf_counter() - t0, capped, _others_running(threading.get_native_id()))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
-    waited, busy = out.split()
-    assert float(waited) < 2.0 and busy == "False"  # OpenMP's spin ends by itself: milliseconds, not the cap
+    waited, capped, busy = out.split()
+    assert float(waited) < 2.0 and capped == busy == "False"  # OpenMP's spin ends by itself: milliseconds, no cap
 
 
 def test_a_block_request_waits_for_idle_threads_only_where_every_worker_can():
@@ -242,22 +251,43 @@ def test_a_block_request_waits_for_idle_threads_only_where_every_worker_can():
     assert block_request([ours], 0.05, 0.0) == {"block": 0.05, "settle": 0.0, "settle_cap": 0.0}
 
 
+def test_a_member_counts_the_waits_it_could_see_and_those_its_threads_outlasted():
+    from bench.cases import Case
+    from bench.group import Arm, Member
+
+    member = Member(Arm(Case("lenet5")))
+    # an older worker (no key), one blind to its threads (null), one that settled, one whose threads outlasted the cap
+    for answer in ({"samples_ns": [3, 1, 2]}, {"samples_ns": [4], "settle_capped": None},
+                   {"samples_ns": [5], "settle_capped": False}, {"samples_ns": [6, 6], "settle_capped": True}):
+        member.round_ns.append(None)
+        member.add_block(answer)
+    assert member.round_ns == [2, 4, 5, 6] and member.samples_ns == [3, 1, 2, 4, 5, 6, 6]
+    assert (member.settle_waits, member.settle_capped, member.settle_capped_share) == (2, 1, 0.5)
+    assert Member(Arm(Case("lenet5"))).settle_capped_share is None  # no wait it could see: no share
+
+
 def test_a_serving_worker_waits_with_settle_cap_and_sleeps_an_older_runners_fixed_pause(monkeypatch):
     import json
     from dataclasses import asdict
 
-    from bench import worker
+    from bench import prepare, worker
     from bench.cases import Case, Measure
 
     waits, sleeps, replies = [], [], []
-    monkeypatch.setattr(worker.processes, "settle", lambda cap, blind=0.0: waits.append((cap, blind)) or 0.0)
+    monkeypatch.setattr(worker.processes, "settle", lambda cap, blind=0.0: waits.append((cap, blind)) or True)
     monkeypatch.setattr(worker.processes, "pin", lambda cpus: None)
     real_sleep = time.sleep
     monkeypatch.setattr(worker.time, "sleep", lambda s: sleeps.append(s) or real_sleep(0))
     case = Case("lenet5", input_shape=(1, 32, 32), threads=1)
+    # forked from a group builder on a machine whose cache is far smaller than the model: the builder's pages kept
+    monkeypatch.setattr(prepare, "cpu_llc_bytes", lambda: 1)
+    prepare.prebuild([case])
     lines = [{"case": case.to_dict(), "measure": asdict(Measure(max_seconds=0.2, warmup_seconds=0.05))},
              {"block": 0.01, "settle": 0.005, "settle_cap": 0.025}, {"block": 0.01, "settle": 0.005},
              {"block": 0.01, "settle": 0, "settle_cap": 0}, {"finish": True}]
     assert worker.serve(iter(json.dumps(line) for line in lines), replies.append) == 0
     assert replies[0]["ready"] and all(r["samples_ns"] for r in replies[1:4])
     assert waits == [(0.025, 0.005)] and sleeps == [0.005]  # no wait at all when neither is asked
+    # the wait says whether the threads outlasted it; a sleep cannot know
+    assert replies[1]["settle_capped"] is True and "settle_capped" not in replies[2] | replies[3]
+    assert replies[0]["weights_shared"] is True  # read from the builder's pages, which the row records

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import allocator
+from bench.cases import usable_cpus
 from bench.stats import median
 from bench.suites import suite_from_dict
 from bench.runner import RunOptions, execute, start_run
@@ -284,6 +285,33 @@ def test_the_default_allocator_keeps_freed_memory_so_a_warm_step_takes_no_page_f
     run_row = store.run(store.latest_run_id())
     assert run_row["settings"]["options"]["allocator"] == "keep"
     assert run_row["environment"]["cpu_allocator"] == allocator.effective("keep")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or len(usable_cpus()) < 2, reason="needs /proc and 2 CPUs")
+def test_a_member_whose_thread_pool_never_stops_spinning_is_counted_and_warned_of(tmp_path, monkeypatch):
+    """OMP_WAIT_POLICY=active: OpenMP's pool spins on after every parallel region, so each wait for a member's
+    threads ends at its cap, the next member's block begins with them on the CPUs, and the row says so."""
+    from bench import processes
+    from bench.group import SETTLE_CAPPED_WARN
+    from bench.results import load
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")  # read when OpenMP loads: a fork server of its own, started now
+    monkeypatch.setattr(processes, "_server", None)
+    try:
+        results = run(tmp_path, {"models": ["spinning_pool"], "threads": [2],
+                                 "memory_formats": ["contiguous", "channels_last"],
+                                 "measure": {"max_seconds": 0.3, "warmup_seconds": 0.05}})
+    finally:  # its own fork server, whose pool would spin on beside the tests after this one
+        if processes._server is not None:
+            processes._server.close()
+    assert {r.status for r in results} <= {"ok", "noisy"} and len(results) == 2, [r.reason for r in results]
+    assert all(r.settle_waits and r.settle_capped / r.settle_waits >= 0.5 for r in results), \
+        [(r.settle_waits, r.settle_capped) for r in results]
+    assert all(r.weights_shared is False for r in results)  # a tiny model: each member copies the builder's
+    store = Store(tmp_path / "s.db", create=False)
+    frame = load(store.latest_run_id(), store)
+    assert (frame["settle_capped_share"] >= SETTLE_CAPPED_WARN).all()
+    assert frame["warnings"].str.contains("OMP_WAIT_POLICY").all()
 
 
 def test_group_none_measures_each_case_alone(tmp_path):
