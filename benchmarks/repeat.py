@@ -13,6 +13,8 @@ two things at once), then prints:
   faster in one run, decided slower in the other; decided = the paired 95%
   interval excludes 1, or, unpaired, a speedup beyond +/-5%); the share within +/-5% by
   variant, and the median half-width of the paired speedups' 95% intervals;
+  and whether the change between the runs is their sampling's: its SD per run
+  against the SD each run's own rounds imply (``split_half_diffs``);
 - absolute p50: the share within +/-5% between the runs, and the share of the
   second run's p50 inside the first run's 95% interval (a calibrated interval
   covers an independent rerun about 83% of the time; near 100% means it is
@@ -30,6 +32,7 @@ two things at once), then prints:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import replace
 
@@ -40,7 +43,7 @@ from bench.probe import fresh_memory_us, movement_line
 from bench.report import speedup_rows
 from bench.results import FRESH_SHARE_WARN, load
 from bench.runner import RunOptions, execute, start_run
-from bench.stats import median
+from bench.stats import mean, median
 from bench.store import Store
 from bench.suites import resolve_suite
 
@@ -62,6 +65,27 @@ def _decided(row: pd.Series) -> str:
     if row["paired"]:
         return "faster" if row["speedup_ci_low"] > 1 else "slower" if row["speedup_ci_high"] < 1 else "none"
     return "faster" if row["value"] > 1.05 else "slower" if row["value"] < 1 / 1.05 else "none"
+
+
+def split_half_diffs(store: Store, run_id: str) -> dict[str, float]:
+    """Per paired member of a run: its median log ratio to its reference over the first half of their paired rounds
+    minus that over the second half. The difference has 2x the SD of the whole run's estimate (each half has half the
+    rounds), so rms(differences) / 2 is the sampling SD of the run's paired speedups, from the run alone. Members
+    with fewer rounds than their reference (one that left the group), or fewer than 10, are left out."""
+    results = store.results(run_id)
+    by_key = {r.case.key: r for r in results}
+    diffs = {}
+    for result in results:
+        pairing = result.pairing
+        reference = by_key.get(pairing.reference) if pairing else None
+        if reference is None or reference is result or pairing.ratio is None or reference.pairing is None \
+                or reference.pairing.group != pairing.group or len(result.round_medians_ns) < 10 \
+                or len(result.round_medians_ns) != len(reference.round_medians_ns):
+            continue
+        d = [math.log(m / b) for b, m in zip(reference.round_medians_ns, result.round_medians_ns)]
+        h = len(d) // 2
+        diffs[result.case.key] = median(d[:h]) - median(d[h:2 * h])
+    return diffs
 
 
 def figures(store: Store, runs: list[str]) -> dict[str, str]:
@@ -91,6 +115,14 @@ def figures(store: Store, runs: list[str]) -> dict[str, str]:
     out["speedups within +/-5%, by variant"] = ", ".join(
         f"{name} {100 * (part <= 0.05).mean():.0f}% (median {100 * part.median():.1f}%)"
         for name, part in change.groupby(variant))
+    halves = [split_half_diffs(store, r) for r in runs]
+    keys = [k for k in both.index if both.loc[k, "paired_a"] and both.loc[k, "paired_b"] and all(k in h for h in halves)]
+    if keys:  # is the change between runs the sampling's, or does part of it belong to the run (its processes)?
+        between = math.sqrt(mean([math.log(both.loc[k, "value_b"] / both.loc[k, "value_a"]) ** 2 for k in keys]) / 2)
+        within = math.sqrt(mean([h[k] ** 2 for h in halves for k in keys])) / 2
+        out["paired speedups' SD per run: between the runs / within each (split halves)"] = (
+            f"{100 * between:.2f}% / {100 * within:.2f}% over {len(keys)} (ratio {between / within:.2f}; about 1: "
+            "the change is the sampling's, which more time shrinks; well above 1: part of it is the run's own)")
     half = pd.concat([((both[f"speedup_ci_high{s}"] - both[f"speedup_ci_low{s}"]) / 2 / both[f"value{s}"])
                       for s in ("_a", "_b")])
     out["median paired-speedup interval half-width"] = f"{100 * half.median():.1f}%" if half.notna().any() else "-"
