@@ -14,6 +14,7 @@ socket pair; one JSON message a packet):
                       (the child's stdin, stdout, stderr) passed alongside
     server -> runner  {"pid": PID}                           the child's pid
     runner -> server  {"drop": true}                         a group builder frees its model
+    server -> runner  {"dropped": true}                      once it has (before the group's first block)
     server -> runner  {"exit": PID, "code": CODE}            when a child ends
                       (CODE as ``Popen.returncode``: -N for signal N)
 A child runs in a new session (``setsid``), so killing its process group takes
@@ -171,6 +172,7 @@ def serve(sock: socket.socket, prebuild: Optional[list[dict[str, Any]]] = None) 
                 from bench.prepare import drop_bases
 
                 drop_bases()
+                _send(sock, {"dropped": True})
                 continue
             pid = os.fork()
             if pid == 0:

@@ -272,7 +272,9 @@ def run_group(arms: Sequence[Arm], sampling: Measure, enough: Callable[[list[Mem
             else:
                 members[i].figures = {k: v for k, v in hello.items() if k != "ready"}
         if builder is not None:
-            builder.drop()  # every member holds its copy or its mapping of the pages: the rest goes back before a block
+            # every member holds its copy or its mapping of the pages: the rest goes back, and is gone, before a block
+            if not builder.drop():
+                log.warning("the group's builder did not say it had freed its model: its freeing may overlap blocks")
         while any(m.active for m in members) and not (stop_on_failure and not all(m.active for m in members)):
             for member in members:
                 member.round_ns.append(None)

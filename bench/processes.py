@@ -119,10 +119,19 @@ class ForkServer:
             if "pid" in message and message.get("id") == self.requests:
                 return message["pid"]
 
-    def drop(self) -> None:
+    def drop(self, timeout_s: float = 60.0) -> bool:
         """A group builder: free the model built ahead (every member has its own copy, or its mapping of the
-        pages, by now)."""
-        self.sock.send(json.dumps({"drop": True}).encode())
+        pages, by now), and wait until it has: its collection and freeing take a CPU for up to a few hundred
+        milliseconds, which must not fall in a timed block. False when it did not say so within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            self.sock.send(json.dumps({"drop": True}).encode())
+            while (left := deadline - time.monotonic()) > 0:
+                if self._receive(left).get("dropped"):
+                    return True
+        except OSError:  # it ended: nothing of it is left to overlap a block
+            return True
+        return False
 
     def wait(self, pid: int, timeout: Optional[float]) -> Optional[int]:
         """The child's exit code, or None when it is still running after ``timeout`` seconds."""
