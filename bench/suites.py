@@ -195,7 +195,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # every seed model on the CPU, small batches: the default, under 10 minutes on 2 cores (7.9 min on a noisy 2-vCPU
     # VM); 8 s of blocks per case give a VGG variant group (one iteration a block) 21-70 rounds to pair: on a VM whose
     # speed moves from one block to the next every group takes all of it, and 6 s left paired speedups 4-5% wide,
-    # repeating within +/-5% for 69-78% of them (94% with 8 s: README's known limits). A 1 s warm-up after the cold
+    # repeating within +/-5% for 69-78% of them (89-94% with 8 s: README's known limits). A 1 s warm-up after the cold
     # start (a VGG's first eager step took a median 1.0-1.26x its p50 in a quick run: its warm-up confirms a steady
     # state more than it reaches one, and its 0.2-0.45 s steps met the rule's 6 iterations within 1.5 s in half the
     # cases)
