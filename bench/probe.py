@@ -65,7 +65,9 @@ PROBE_N = 384
 PROBE_REPEATS = 9
 PROBE_S = 0.1  # between groups
 PROBE_GROUP_S = 0.02  # inside a group, as one more member of a round
-PROBE_EVERY_S = 1.0  # inside a group: at most this often
+# inside a group: at most this often; each probe and its wait cost a round about 28 ms on 2 vCPUs, and a group's
+# window of 30-60 s gets 15-30 probes at this rate, more than its one speed (``speed_during``) needs
+PROBE_EVERY_S = 2.0
 DISTURBED = 2.0  # a window at under 1/2 or over 2x the run's typical speed was disturbed, not drifting
 MIN_SPREAD_WINDOWS = 5  # fewer say little about how the machine's speed varies from one window to another
 

@@ -195,14 +195,14 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # every seed model on the CPU, small batches: the default, under 10 minutes on 2 cores (7.9 min on a noisy 2-vCPU
     # VM); 8 s of blocks per case give a VGG variant group (one iteration a block) 21-70 rounds to pair: on a VM whose
     # speed moves from one block to the next every group takes all of it, and 6 s left paired speedups 4-5% wide,
-    # repeating within +/-5% for 69-78% of them (89-94% with 8 s: README's known limits). A 1 s warm-up after the cold
-    # start (a VGG's first eager step took a median 1.0-1.26x its p50 in a quick run: its warm-up confirms a steady
-    # state more than it reaches one, and its 0.2-0.45 s steps met the rule's 6 iterations within 1.5 s in half the
-    # cases)
+    # repeating within +/-5% for 69-78% of them (89-94% with 8 s: README's known limits). A 0.5 s warm-up after the
+    # cold start, at least 2 iterations (a VGG's first eager step took a median 1.0-1.26x its p50 in a quick run: its
+    # warm-up confirms a steady state more than it reaches one; a group's first round, right after the warm-ups, was
+    # 0.98-1.02x the median of its rounds whether the warm-up had settled or reached its cap)
     "quick": {
         "models": list(SEED_MODELS), "batch_sizes": [1, 2], "precisions": ["fp32", "amp-bf16"],
         "memory_formats": ["contiguous", "channels_last"],
-        "measure": {"max_seconds": 8.0, "warmup_seconds": 1.0},
+        "measure": {"max_seconds": 8.0, "warmup_seconds": 0.5},
     },
     "cpu-full": {
         "models": list(SEED_MODELS) + ["alexnet_paper", "nin", "lenet5"], "batch_sizes": [1, 4, 16, 32],

@@ -22,8 +22,8 @@ share of window pairs within +/-5% of each other: all pairs, and pairs at least
 minutes); also the verdict flips among those pairs (faster in one window,
 slower in another, each decided by its interval), after each member's own
 median per window (ms). The machine-speed probe
-(``bench.probe``, fp32 matmul) runs every second inside the rounds, as in a
-suite; its median per window is printed, and beside it the cost of fresh
+(``bench.probe``, fp32 matmul) runs inside the rounds at most every
+``PROBE_EVERY_S``, as in a suite; its median per window is printed, and beside it the cost of fresh
 memory (``bench.probe.fresh_memory_us``: 64 MiB allocated and first touched,
 in us per 4 KiB page; on a VM the host backs each page on first touch, at a
 price that moves), which the matmul
