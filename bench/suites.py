@@ -195,10 +195,11 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # every seed model on the CPU, small batches: the default, under 10 minutes on 2 cores (7.9 min on a noisy 2-vCPU
     # VM); 8 s of blocks per case give a VGG variant group (one iteration a block) 21-70 rounds to pair: on a VM whose
     # speed moves from one block to the next every group takes all of it, and 6 s left paired speedups 4-5% wide,
-    # repeating within +/-5% for 69-78% of them (89-94% with 8 s: README's known limits). A 0.5 s warm-up after the
-    # cold start, at least 2 iterations (a VGG's first eager step took a median 1.0-1.26x its p50 in a quick run: its
-    # warm-up confirms a steady state more than it reaches one; a group's first round, right after the warm-ups, was
-    # 0.98-1.02x the median of its rounds whether the warm-up had settled or reached its cap)
+    # repeating within +/-5% for 69-78% of them (89-100% with 8 s: README's known limits). A 0.5 s warm-up after the
+    # cold start, at least 2 iterations: a VGG's first eager step took a median 1.0-1.26x its p50 in a quick run, so
+    # its warm-up confirms a steady state more than it reaches one. With 1 s, a VGG group's first round was 0.98-1.02x
+    # its median (p90 1.11-1.16x); with 0.5 s (3.2 warm-up iterations, 2 of 64 settled) 1.04x (p90 1.39x), one round
+    # of 21-70 that the medians shrug off, for about 0.3 s a case
     "quick": {
         "models": list(SEED_MODELS), "batch_sizes": [1, 2], "precisions": ["fp32", "amp-bf16"],
         "memory_formats": ["contiguous", "channels_last"],
