@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .cases import Measure
-from .group import SETTLE_CAPPED_WARN, SETTLE_S, Arm, Member, paired_rounds, run_group, settle_warning
+from .group import SETTLE_CAPPED_WARN, SETTLE_S, Arm, Member, capped_share, paired_rounds, run_group, settle_warning
 from .stats import median_ci, paired_figures
 
 __all__ = ["Arm", "Paired", "interleave", "SETTLE_S"]
@@ -137,6 +137,5 @@ def interleave(base: Arm, cand: Arm, sampling: Measure = Measure(), *, block_s: 
         pair_ratios.append(paired_figures(base_ns, cand_ns)["ratio"])
     return Paired(status="ok", base_ns=tuple(medians[0]), cand_ns=tuple(medians[1]), base_iterations=counts[0],
                   cand_iterations=counts[1], seconds=time.perf_counter() - t0, pair_ratios=tuple(pair_ratios),
-                  settle_capped_share=(capped[0] / waits[0] if waits[0] else None,
-                                       capped[1] / waits[1] if waits[1] else None),
+                  settle_capped_share=(capped_share(capped[0], waits[0]), capped_share(capped[1], waits[1])),
                   **paired_figures(medians[0], medians[1]))

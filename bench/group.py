@@ -107,7 +107,7 @@ class Member:
     def settle_capped_share(self) -> Optional[float]:
         """Of the blocks after which this member waited for its threads, the share that ended at the cap with a
         thread still running: the next member's block began with it on the CPUs. None without such waits."""
-        return self.settle_capped / self.settle_waits if self.settle_waits else None
+        return capped_share(self.settle_capped, self.settle_waits)
 
     def add_block(self, answer: dict[str, Any]) -> None:
         """One block's reply: its samples, their median as this round's value, and the wait after it."""
@@ -176,6 +176,11 @@ class _Worker:
         for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
             if stream:
                 stream.close()
+
+
+def capped_share(capped: Optional[int], waits: Optional[int]) -> Optional[float]:
+    """Of ``waits`` for a worker's threads after its blocks, the share its threads outlasted; None without waits."""
+    return capped / waits if waits else None
 
 
 def settle_warning(capped_share: float) -> str:

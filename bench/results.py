@@ -39,7 +39,7 @@ from . import escape
 from .allocator import STORED_BEFORE
 from .calibrate import calibration_key
 from .errors import BadValue, Unavailable, cannot, first_line
-from .group import SETTLE_CAPPED_WARN, settle_warning
+from .group import SETTLE_CAPPED_WARN, capped_share, settle_warning
 from .precision import compute_dtype
 from .probe import Track, disturbed, fresh_spread, own_track, speed_during, spread
 from .record import ATTACHED, CompileCounts, GpuState, Pairing, Result
@@ -153,7 +153,7 @@ def result_row(result: Result, calibration: Optional[dict[str, float]] = None, t
         row["latency_ms_p50_ci_low"], row["latency_ms_p50_ci_high"] = median_ci(rounds_ms)
         row["latency_p50_ci_rel"] = median_ci_rel(rounds_ms)
         row["latency_ci_from"] = "rounds" if result.pairing is not None else "blocks"
-    row["settle_capped_share"] = result.settle_capped / result.settle_waits if result.settle_waits else None
+    row["settle_capped_share"] = capped_share(result.settle_capped, result.settle_waits)
     share = row["fresh_memory_share"] = fresh_share(result, row["latency_ms_p50"]) if samples_ms else None
     fresh_term = share * fresh_log_spread if share and fresh_log_spread else 0.0
     if log_spread is not None and fresh_term:

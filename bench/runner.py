@@ -67,8 +67,8 @@ from .calibrate import calibrate
 from .cases import BLOCK_S, GROUPINGS, ISOLATIONS, Case, Measure, group_cases
 from .devices import device_of
 from .errors import BadInput, BadValue, StoreError, WorkerFailed
-from .group import (SETTLE_BLIND_S, SETTLE_CAPPED_WARN, SETTLE_S, Arm, Member, paired_rounds, run_group,
-                    settle_warning, shares_build)
+from .group import (SETTLE_BLIND_S, SETTLE_CAPPED_WARN, SETTLE_S, Arm, Member, capped_share, paired_rounds,
+                    run_group, settle_warning, shares_build)
 from .precision import DTYPE_BYTES, weight_dtype
 from .prepare import apply_flags, skip_reason
 from .probe import FRESH_REPEATS, PROBE_GROUP_S, PROBE_S, fresh_memory_us, probe_gflop_s
@@ -397,9 +397,10 @@ def _measure(store: Store, run_id: str, record: dict[str, Any], unsaved: Optiona
             if capped is not None:
                 probe_waits[0] += 1
                 probe_waits[1] += capped
-            if not probe_waits[2] and probe_waits[0] >= 10 and probe_waits[1] / probe_waits[0] >= SETTLE_CAPPED_WARN:
+            share = capped_share(probe_waits[1], probe_waits[0])
+            if not probe_waits[2] and probe_waits[0] >= 10 and share is not None and share >= SETTLE_CAPPED_WARN:
                 probe_waits[2] = 1
-                log.warning("the machine-speed probe's %s", settle_warning(probe_waits[1] / probe_waits[0]))
+                log.warning("the machine-speed probe's %s", settle_warning(share))
 
     sharded = "shards" in record["settings"]
     done = 0
